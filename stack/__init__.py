@@ -1,0 +1,1 @@
+"""The local stack: real servers installed from the package registries and run on loopback."""

@@ -1,0 +1,157 @@
+"""One typed settings object for every process of the platform.
+
+Values come from environment variables prefixed ``VISIONLOG_`` (nested groups with a
+double underscore, e.g. ``VISIONLOG_KAFKA__BOOTSTRAP_SERVERS``) and from a ``.env`` file.
+The defaults point at the local stack on loopback, on non-standard ports; production
+servers are reached by configuration alone.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from psycopg.conninfo import make_conninfo
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_state_dir() -> Path:
+    # PostgreSQL refuses to run as root, so as root the stack runs it as the `postgres`
+    # user, which cannot enter /root: root's state lives in the system location instead.
+    if os.geteuid() == 0:
+        return Path("/var/lib/visionlog")
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "visionlog"
+
+
+def _default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "visionlog"
+
+
+class KafkaSettings(BaseModel):
+    bootstrap_servers: str = "127.0.0.1:19092"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_ca_location: str | None = None
+    client_id: str = "visionlog"
+    # Topic names get this prefix, so several environments can share one cluster.
+    topic_prefix: str = ""
+    # Partition counts in the catalogue are multiplied by this (at least 1 partition).
+    partition_scale: float = 1.0
+    replication_factor: int = 1
+
+    def client_config(self) -> dict[str, str | int | float | bool]:
+        """librdkafka properties shared by producers, consumers and the admin client."""
+        config: dict[str, str | int | float | bool] = {
+            "bootstrap.servers": self.bootstrap_servers,
+            "security.protocol": self.security_protocol,
+            "client.id": self.client_id,
+        }
+        if self.sasl_mechanism:
+            config["sasl.mechanism"] = self.sasl_mechanism
+        if self.sasl_username:
+            config["sasl.username"] = self.sasl_username
+        if self.sasl_password:
+            config["sasl.password"] = self.sasl_password.get_secret_value()
+        if self.ssl_ca_location:
+            config["ssl.ca.location"] = self.ssl_ca_location
+        return config
+
+
+class RegistrySettings(BaseModel):
+    # Confluent-compatible API; Apicurio serves it under /apis/ccompat/v7.
+    url: str = "http://127.0.0.1:18081/apis/ccompat/v7"
+    username: str | None = None
+    password: SecretStr | None = None
+    # Replays read every event ever written with today's reader schema, so every new
+    # schema must read all earlier versions, not just the last one.
+    compatibility: str = "BACKWARD_TRANSITIVE"
+
+
+class PostgresSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 15432
+    user: str = "visionlog"
+    password: SecretStr = SecretStr("visionlog-local")
+    database: str = "visionlog"
+    sslmode: str = "prefer"
+
+    def conninfo(self, database: str | None = None) -> str:
+        # make_conninfo quotes values, so passwords may hold spaces and quotes.
+        return make_conninfo(
+            host=self.host,
+            port=self.port,
+            user=self.user,
+            password=self.password.get_secret_value(),
+            dbname=database or self.database,
+            sslmode=self.sslmode,
+        )
+
+
+class MongoSettings(BaseModel):
+    uri: SecretStr = SecretStr("mongodb://127.0.0.1:27018/")
+    database: str = "visionlog"
+
+
+class MinioSettings(BaseModel):
+    endpoint: str = "127.0.0.1:19000"
+    access_key: str = "visionlog"
+    secret_key: SecretStr = SecretStr("visionlog-local-secret")
+    secure: bool = False
+    region: str = "us-east-1"
+
+
+class QdrantSettings(BaseModel):
+    # Empty url: qdrant-client's embedded local mode, on disk under the state directory.
+    url: str | None = None
+    api_key: SecretStr | None = None
+    path: Path | None = None
+
+
+class StackSettings(BaseModel):
+    """Where and how the local stack runs its servers."""
+
+    kafka_controller_port: int = 19093
+    registry_management_port: int = 19081
+    minio_console_port: int = 19001
+    ferretdb_debug_port: int = 18088
+    java_home: Path | None = None
+    kafka_heap: str = "512m"
+    registry_heap: str = "384m"
+    start_timeout_s: float = 120.0
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="VISIONLOG_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        extra="ignore",
+    )
+
+    environment: str = "local"
+    tenant_id: str = "default"
+    state_dir: Path = Field(default_factory=_default_state_dir)
+    cache_dir: Path = Field(default_factory=_default_cache_dir)
+    kafka: KafkaSettings = KafkaSettings()
+    registry: RegistrySettings = RegistrySettings()
+    postgres: PostgresSettings = PostgresSettings()
+    mongo: MongoSettings = MongoSettings()
+    minio: MinioSettings = MinioSettings()
+    qdrant: QdrantSettings = QdrantSettings()
+    stack: StackSettings = StackSettings()
+
+    @property
+    def qdrant_path(self) -> Path:
+        return self.qdrant.path or self.state_dir / "qdrant"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
