@@ -5,6 +5,7 @@ run: bootstrap
 	.venv/bin/visionlog run
 
 test: bootstrap
+	.venv/bin/visionlog stack install
 	.venv/bin/python -m pytest
 
 bootstrap:
