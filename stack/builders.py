@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -57,6 +58,14 @@ def build_go_module(
     partial.rename(output)
     shutil.rmtree(source)
     return output
+
+
+def pom_property(pom: Path, name: str) -> str:
+    """A <properties> value of a POM, e.g. the pinned server version."""
+    match = re.search(rf"<{re.escape(name)}>([^<]+)</{re.escape(name)}>", pom.read_text())
+    if not match:
+        raise StackError(f"{pom} does not declare the property {name}")
+    return match.group(1).strip()
 
 
 def maven(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import logging
-import re
 import uuid
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ from typing import Any
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
-from stack.builders import maven
+from stack.builders import maven, pom_property
 from stack.process import port_open, run_checked
 from stack.services.base import STACK_DIR, Health, Service, find_java, host_port
 
@@ -37,10 +36,7 @@ logger.started.level = INFO
 
 
 def kafka_version() -> str:
-    match = re.search(r"<kafka.version>([^<]+)</kafka.version>", POM.read_text())
-    if not match:
-        raise ValueError(f"{POM} does not declare kafka.version")
-    return match.group(1)
+    return pom_property(POM, "kafka.version")
 
 
 class KafkaService(Service):

@@ -7,22 +7,18 @@ Schemas persist in an H2 database file under the state directory.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import httpx
 
-from stack.builders import maven
+from stack.builders import maven, pom_property
 from stack.services.base import STACK_DIR, Health, Service, find_java, host_port
 
 POM = STACK_DIR / "maven" / "registry" / "pom.xml"
 
 
 def apicurio_version() -> str:
-    match = re.search(r"<apicurio.version>([^<]+)</apicurio.version>", POM.read_text())
-    if not match:
-        raise ValueError(f"{POM} does not declare apicurio.version")
-    return match.group(1)
+    return pom_property(POM, "apicurio.version")
 
 
 class RegistryService(Service):
