@@ -60,7 +60,7 @@ class HttpSchemaRegistry:
     """Confluent REST API client (confluent-kafka's), with errors made precise."""
 
     def __init__(self, settings: RegistrySettings) -> None:
-        config: dict[str, str] = {"url": settings.url}
+        config: dict[str, str | float] = {"url": settings.url, "timeout": settings.timeout_s}
         if settings.username and settings.password:
             config["basic.auth.user.info"] = (
                 f"{settings.username}:{settings.password.get_secret_value()}"

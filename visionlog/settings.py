@@ -72,6 +72,8 @@ class RegistrySettings(BaseModel):
     # Replays read every event ever written with today's reader schema, so every new
     # schema must read all earlier versions, not just the last one.
     compatibility: str = "BACKWARD_TRANSITIVE"
+    # Every request is bounded: a registry that never answers must not hang a processor.
+    timeout_s: float = 10.0
 
 
 class PostgresSettings(BaseModel):

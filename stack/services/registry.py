@@ -59,6 +59,9 @@ class RegistryService(Service):
         database = self.state_dir / "registry"
         return [
             java.binary,
+            # Small initial heap and C1 only: ~190 MB resident instead of ~250 MB and a
+            # faster start; peak throughput does not matter for a development registry.
+            "-Xms32m",
             f"-Xmx{heap}",
             "-XX:+UseSerialGC",
             "-XX:TieredStopAtLevel=1",
@@ -68,9 +71,16 @@ class RegistryService(Service):
             f"-Dquarkus.management.port={self.settings.stack.registry_management_port}",
             "-Dapicurio.storage.kind=sql",
             "-Dapicurio.storage.sql.kind=h2",
-            f"-Dapicurio.datasource.url=jdbc:h2:file:{database};DB_CLOSE_ON_EXIT=FALSE",
+            # WRITE_DELAY=0: without it a schema registered just before a crash was lost.
+            f"-Dapicurio.datasource.url=jdbc:h2:file:{database};DB_CLOSE_ON_EXIT=FALSE;"
+            "WRITE_DELAY=0",
             "-Dapicurio.datasource.username=sa",
             "-Dapicurio.datasource.password=sa",
+            "-Dapicurio.datasource.jdbc.initial-size=2",
+            "-Dapicurio.datasource.jdbc.min-size=2",
+            "-Dapicurio.datasource.jdbc.max-size=10",
+            '-Dquarkus.log.category."io.quarkus.http.access-log".level=WARN',
+            '-Dquarkus.log.category."io.apicurio.registry.logging.audit".level=WARN',
             "-jar",
             str(self.run_jar),
         ], {}
