@@ -8,8 +8,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from stack.process import StackError, run_checked
-from stack.services.base import require_tool
+from stack.process import StackError, require_tool, run_checked
 
 GO_ENV = {"GOTOOLCHAIN": "local", "GOFLAGS": "-mod=mod", "CGO_ENABLED": "0"}
 
@@ -73,10 +72,8 @@ def maven(
     goals: list[str],
     repo: Path,
     properties: dict[str, str] | None = None,
-    java_home: Path | None = None,
 ) -> str:
     mvn = require_tool("mvn", "install Maven (Debian package maven)")
     argv = [mvn, "-B", "-q", f"-Dmaven.repo.local={repo}", "-f", str(pom), *goals]
     argv += [f"-D{key}={value}" for key, value in (properties or {}).items()]
-    env = {"JAVA_HOME": str(java_home)} if java_home else None
-    return run_checked(argv, what=f"mvn {' '.join(goals)} ({pom.parent.name})", env=env)
+    return run_checked(argv, what=f"mvn {' '.join(goals)} ({pom.parent.name})")

@@ -150,7 +150,3 @@ def run_command() -> None:
     """The main job: bring the platform up on the local stack and show where it runs."""
     stack_up(None, init=True)
     console.print("services stay up; stop them with: visionlog stack down")
-
-
-def main() -> None:  # pragma: no cover - console entry point
-    sys.exit(app())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -117,3 +118,10 @@ def run_checked(
         tail = (result.stdout + result.stderr).strip().splitlines()[-25:]
         raise StackError(f"{what} failed (exit {result.returncode}):\n" + "\n".join(tail))
     return result.stdout
+
+
+def require_tool(binary: str, hint: str) -> str:
+    path = shutil.which(binary)
+    if path is None:
+        raise StackError(f"{binary} not found on PATH: {hint}")
+    return path

@@ -37,10 +37,11 @@ def frame(schema_id: int, body: bytes) -> bytes:
     return HEADER.pack(MAGIC_BYTE, schema_id) + body
 
 
-def unframe(data: bytes) -> tuple[int, bytes]:
-    if data is None or len(data) < HEADER.size:
-        size = 0 if data is None else len(data)
-        raise MalformedEventError(f"message of {size} bytes is shorter than the 5-byte header")
+def unframe(data: bytes | None) -> tuple[int, bytes]:
+    if data is None:
+        raise MalformedEventError("message has no value (a tombstone), not an event")
+    if len(data) < HEADER.size:
+        raise MalformedEventError(f"message of {len(data)} bytes is shorter than the 5-byte header")
     magic, schema_id = HEADER.unpack_from(data)
     if magic != MAGIC_BYTE:
         raise MalformedEventError(f"unknown magic byte {magic}; expected {MAGIC_BYTE}")
@@ -81,7 +82,8 @@ class AvroCodec:
         self.registry = registry
         self.catalog = catalog or get_catalog()
         self._ids: dict[str, int] = {}
-        self._writers: dict[int, Any] = {}
+        # schema id -> (writer schema, this process's reader schema or None, full name)
+        self._resolved: dict[int, tuple[Any, Any, str]] = {}
 
     def schema_id(self, topic: str, event_type: str) -> int:
         schema = self.catalog.event(event_type)
@@ -108,21 +110,22 @@ class AvroCodec:
             raise EventEncodingError(f"{schema.name} does not match its contract: {exc}") from exc
         return frame(self.schema_id(topic, event_type), write_body(schema.parsed, record))
 
-    def _writer(self, schema_id: int) -> Any:
-        if schema_id not in self._writers:
+    def _resolve(self, schema_id: int) -> tuple[Any, Any, str]:
+        if schema_id not in self._resolved:
             try:
                 schema_str = self.registry.schema_by_id(schema_id)
             except RegistryError as exc:
                 raise MalformedEventError(f"writer schema id {schema_id}: {exc}") from exc
-            self._writers[schema_id] = fastavro.parse_schema(json.loads(schema_str))
-        return self._writers[schema_id]
+            writer = fastavro.parse_schema(json.loads(schema_str))
+            fullname = str(writer["name"]) if isinstance(writer, dict) else ""
+            local = self.catalog.by_fullname(fullname)
+            self._resolved[schema_id] = (writer, local.parsed if local else None, fullname)
+        return self._resolved[schema_id]
 
-    def decode(self, data: bytes) -> DecodedEvent:
+    def decode(self, data: bytes | None) -> DecodedEvent:
         schema_id, body = unframe(data)
-        writer = self._writer(schema_id)
-        fullname = str(writer["name"]) if isinstance(writer, dict) else ""
-        local = self.catalog.by_fullname(fullname)
-        record = read_body(body, writer, local.parsed if local else None)
+        writer, reader, fullname = self._resolve(schema_id)
+        record = read_body(body, writer, reader)
         if not isinstance(record, dict):
             raise MalformedEventError(f"schema id {schema_id} is not a record schema")
         return DecodedEvent(

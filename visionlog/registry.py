@@ -6,7 +6,6 @@ Confluent or Karapace in production) through confluent-kafka's client.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Protocol
 
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient, SchemaRegistryError
@@ -32,12 +31,6 @@ class RegistryError(RuntimeError):
 
 class IncompatibleSchemaError(RegistryError):
     """A schema was rejected because it breaks the subject's compatibility rule."""
-
-
-@dataclass(frozen=True)
-class RegisteredSchema:
-    schema_id: int
-    schema_str: str
 
 
 class SchemaRegistry(Protocol):

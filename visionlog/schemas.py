@@ -11,6 +11,7 @@ import copy
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -166,11 +167,7 @@ def load_catalog(root: Path = SCHEMA_ROOT) -> SchemaCatalog:
     return SchemaCatalog(types=types, events=events)
 
 
-_CATALOG: SchemaCatalog | None = None
-
-
+@cache
 def get_catalog() -> SchemaCatalog:
-    global _CATALOG
-    if _CATALOG is None:
-        _CATALOG = load_catalog()
-    return _CATALOG
+    """The repository's contracts, loaded once per process."""
+    return load_catalog()

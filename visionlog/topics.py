@@ -242,56 +242,65 @@ def apply_catalogue(
 
     Partitions are only ever added: shrinking a topic would move keys between partitions
     and break per-item ordering, so a larger existing count is reported and kept.
+    Each kind of change goes to the brokers as one batched request.
     """
     report = ApplyReport()
     existing = admin.list_topics(timeout=timeout).topics
-    to_create = []
-    for spec in specs:
-        name = full_topic_name(spec, settings)
-        wanted_partitions = partitions_for(spec, settings)
-        if name not in existing:
-            to_create.append(
-                NewTopic(
-                    name,
-                    num_partitions=wanted_partitions,
-                    replication_factor=settings.replication_factor,
-                    config=spec.config,
-                )
-            )
-            continue
-        changed = False
-        current_partitions = len(existing[name].partitions)
-        if current_partitions < wanted_partitions:
-            _result(admin.create_partitions([NewPartitions(name, wanted_partitions)]), timeout)
-            report.repartitioned.append(name)
-            changed = True
-        elif current_partitions > wanted_partitions:
-            report.warnings.append(
-                f"{name} has {current_partitions} partitions, catalogue says "
-                f"{wanted_partitions}; kept (partitions are never removed)"
-            )
-        resource = ConfigResource(ConfigResource.Type.TOPIC, name)
-        described = admin.describe_configs([resource])[resource].result(timeout=timeout)
+    wanted = {full_topic_name(spec, settings): spec for spec in specs}
+    present = [name for name in wanted if name in existing]
+
+    described = (
+        admin.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, n) for n in present])
+        if present
+        else {}
+    )
+    alterations, growth = [], []
+    for resource, future in described.items():
+        name = resource.name
+        spec = wanted[name]
+        current = future.result(timeout=timeout)
         drift = {
             key: value
             for key, value in spec.config.items()
-            if key not in described or described[key].value != value
+            if key not in current or current[key].value != value
         }
         if drift:
             entries = [
                 ConfigEntry(key, value, incremental_operation=AlterConfigOpType.SET)
                 for key, value in drift.items()
             ]
-            _result(
-                admin.incremental_alter_configs(
-                    [ConfigResource(ConfigResource.Type.TOPIC, name, incremental_configs=entries)]
-                ),
-                timeout,
+            alterations.append(
+                ConfigResource(ConfigResource.Type.TOPIC, name, incremental_configs=entries)
             )
-            report.reconfigured.append(name)
-            changed = True
-        if not changed:
-            report.unchanged.append(name)
+        current_partitions = len(existing[name].partitions)
+        wanted_partitions = partitions_for(spec, settings)
+        if current_partitions < wanted_partitions:
+            growth.append(NewPartitions(name, wanted_partitions))
+        elif current_partitions > wanted_partitions:
+            report.warnings.append(
+                f"{name} has {current_partitions} partitions, catalogue says "
+                f"{wanted_partitions}; kept (partitions are never removed)"
+            )
+
+    if growth:
+        _result(admin.create_partitions(growth), timeout)
+        report.repartitioned.extend(p.topic for p in growth)
+    if alterations:
+        _result(admin.incremental_alter_configs(alterations), timeout)
+        report.reconfigured.extend(r.name for r in alterations)
+    changed = set(report.repartitioned) | set(report.reconfigured)
+    report.unchanged.extend(name for name in present if name not in changed)
+
+    to_create = [
+        NewTopic(
+            name,
+            num_partitions=partitions_for(spec, settings),
+            replication_factor=settings.replication_factor,
+            config=spec.config,
+        )
+        for name, spec in wanted.items()
+        if name not in existing
+    ]
     if to_create:
         _result(admin.create_topics(to_create, operation_timeout=timeout), timeout)
         report.created.extend(t.topic for t in to_create)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -142,10 +141,3 @@ class Service(ABC):
         if not self.log_file.exists():
             return f"(no log at {self.log_file})"
         return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
-
-
-def require_tool(binary: str, hint: str) -> str:
-    path = shutil.which(binary)
-    if path is None:
-        raise StackError(f"{binary} not found on PATH: {hint}")
-    return path

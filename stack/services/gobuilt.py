@@ -59,9 +59,12 @@ class FerretDBService(Service):
             patch=stamp_version,
         )
 
+    def prepare(self) -> None:
+        super().prepare()
+        (self.state_dir / "data").mkdir(exist_ok=True)
+
     def command(self) -> tuple[list[str], dict[str, str]]:
         data = self.state_dir / "data"
-        data.mkdir(parents=True, exist_ok=True)
         return [
             str(self.binary),
             "--handler=sqlite",

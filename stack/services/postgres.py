@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import pwd
-import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -12,8 +11,8 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from stack.process import StackError, read_pid, run_checked
-from stack.services.base import Health, Service, require_tool
+from stack.process import StackError, pid_alive, read_pid, require_tool, run_checked
+from stack.services.base import Health, Service
 
 PG_ROOT = Path("/usr/lib/postgresql")
 
@@ -78,9 +77,8 @@ class PostgresService(Service):
     def prepare(self) -> None:
         super().prepare()
         self._chown(self.state_dir)
-        for directory in (self.state_dir / "run",):
-            directory.mkdir(exist_ok=True)
-            self._chown(directory)
+        (self.state_dir / "run").mkdir(exist_ok=True)
+        self._chown(self.state_dir / "run")
         if not self.log_file.exists():
             self.log_file.parent.mkdir(parents=True, exist_ok=True)
             self.log_file.touch()
@@ -139,10 +137,8 @@ class PostgresService(Service):
         run_checked(argv, what="pg_ctl start")
 
     def pid(self) -> int | None:
-        from stack.process import pid_alive
-
         pid = read_pid(self.data_dir / "postmaster.pid")
-        return pid if pid_alive(pid, "postgres") else None
+        return pid if pid_alive(pid, self.process_marker) else None
 
     def stop(self) -> bool:
         if self.pid() is None:
@@ -174,6 +170,3 @@ class PostgresService(Service):
             ).fetchone()
             if not exists:
                 conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(pg.database)))
-
-    def purge(self) -> None:
-        shutil.rmtree(self.state_dir, ignore_errors=True)

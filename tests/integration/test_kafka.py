@@ -8,13 +8,19 @@ from collections import defaultdict
 from collections.abc import Iterator
 
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from stack.initialise import InitReport
 from tests.factories import sample_event
 from visionlog.codec import AvroCodec, MalformedEventError
-from visionlog.kafka import EventPublisher, admin_client, consumer_config, producer_config
+from visionlog.kafka import (
+    DeliveryError,
+    EventPublisher,
+    admin_client,
+    consumer_config,
+    producer_config,
+)
 from visionlog.registry import HttpSchemaRegistry
 from visionlog.schemas import load_catalog
 from visionlog.settings import KafkaSettings, Settings
@@ -39,8 +45,8 @@ def media_topic(initialised: InitReport, isolated_kafka: KafkaSettings) -> Itera
     admin.delete_topics([name])[name].result(timeout=30)
 
 
-def _consume(consumer: Consumer, expected: int, timeout: float = 30.0) -> list[object]:
-    messages: list[object] = []
+def _consume(consumer: Consumer, expected: int, timeout: float = 30.0) -> list[Message]:
+    messages: list[Message] = []
     deadline = time.monotonic() + timeout
     while len(messages) < expected and time.monotonic() < deadline:
         message = consumer.poll(0.5)
@@ -95,8 +101,8 @@ def test_events_flow_in_order_per_media_item(
     codec = AvroCodec(HttpSchemaRegistry(settings.registry), CATALOG)
     received: dict[str, list[str]] = defaultdict(list)
     for message in messages:
-        decoded = codec.decode(message.value())  # type: ignore[attr-defined]
-        assert message.key().decode() == decoded.record["media_id"]  # type: ignore[attr-defined]
+        decoded = codec.decode(message.value())
+        assert (message.key() or b"").decode() == decoded.record["media_id"]
         received[decoded.record["media_id"]].append(decoded.record["envelope"]["event_id"])
     assert received == sent
     consumer.commit(asynchronous=False)
@@ -129,9 +135,7 @@ def test_malformed_message_is_named_precisely(
     (message,) = _consume(consumer, 1)
     consumer.close()
     with pytest.raises(MalformedEventError, match="unknown magic byte 123"):
-        AvroCodec(HttpSchemaRegistry(settings.registry), CATALOG).decode(
-            message.value()  # type: ignore[attr-defined]
-        )
+        AvroCodec(HttpSchemaRegistry(settings.registry), CATALOG).decode(message.value())
 
 
 def test_publishing_to_a_missing_topic_fails_loudly(
@@ -143,7 +147,7 @@ def test_publishing_to_a_missing_topic_fails_loudly(
         isolated_kafka, AvroCodec(HttpSchemaRegistry(settings.registry), CATALOG), producer
     )
     publisher.publish("MediaDeleted", sample_event(CATALOG, "MediaDeleted"))
-    with pytest.raises(Exception, match=r"Unknown topic|timed out|UNKNOWN_TOPIC"):
+    with pytest.raises(DeliveryError, match=r"Unknown topic|timed out|UNKNOWN_TOPIC"):
         publisher.flush(20)
 
 

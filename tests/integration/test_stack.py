@@ -77,8 +77,9 @@ def test_registry_keeps_a_fresh_schema_through_a_crash(
     initialised: object, settings: Settings
 ) -> None:
     registry = HttpSchemaRegistry(settings.registry)
+    schema_str = load_catalog().event("MediaDeleted").schema_str
     subject = f"test-crash-{uuid.uuid4().hex[:8]}-visionlog.events.MediaDeleted"
-    schema_id = registry.register(subject, load_catalog().event("MediaDeleted").schema_str)
+    schema_id = registry.register(subject, schema_str)
     (service,) = manager.services(settings, ["registry"])
     pid = service.pid()
     assert pid is not None
@@ -90,7 +91,7 @@ def test_registry_keeps_a_fresh_schema_through_a_crash(
     assert row.started and row.health.ok
     restarted = HttpSchemaRegistry(settings.registry)
     assert subject in restarted.subjects()
-    assert restarted.register(subject, load_catalog().event("MediaDeleted").schema_str) == schema_id
+    assert restarted.register(subject, schema_str) == schema_id
     restarted.delete_subject(subject)
 
 

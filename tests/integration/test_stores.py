@@ -131,7 +131,7 @@ def test_minio_rejects_wrong_credentials(
     assert excinfo.value.code == code
 
 
-def test_qdrant_on_disk_round_trip(stack: list[manager.ServiceStatus], tmp_path: Path) -> None:
+def test_qdrant_on_disk_round_trip(tmp_path: Path) -> None:
     path = tmp_path / "qdrant"
     client = QdrantClient(path=str(path))
     client.create_collection(

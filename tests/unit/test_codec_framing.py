@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import struct
 from typing import Any
 
 import pytest
 from fastavro.utils import generate_one
 
-from visionlog.codec import MalformedEventError, frame, read_body, unframe, write_body
+from visionlog.codec import HEADER, MalformedEventError, frame, read_body, unframe, write_body
 from visionlog.schemas import load_catalog
 
 CATALOG = load_catalog()
@@ -23,13 +22,14 @@ def test_frame_layout_is_magic_byte_then_big_endian_id() -> None:
 @pytest.mark.parametrize(
     ("data", "message"),
     [
+        (None, "a tombstone"),
         (b"", "shorter than the 5-byte header"),
         (b"\x00\x00\x01", "shorter than the 5-byte header"),
         (b"\x01\x00\x00\x00\x01body", "unknown magic byte 1"),
         (b'{"json": true}', "unknown magic byte 123"),
     ],
 )
-def test_unframe_rejects_malformed_messages(data: bytes, message: str) -> None:
+def test_unframe_rejects_malformed_messages(data: bytes | None, message: str) -> None:
     with pytest.raises(MalformedEventError, match=message):
         unframe(data)
 
@@ -65,5 +65,5 @@ def test_trailing_garbage_is_reported_as_corrupt() -> None:
         read_body(body + b"\x00\x01\x02", schema.parsed)
 
 
-def test_header_struct_matches_confluent_layout() -> None:
-    assert struct.calcsize(">bI") == 5
+def test_header_is_five_bytes_as_in_the_confluent_format() -> None:
+    assert HEADER.size == 5
