@@ -129,6 +129,45 @@ class StackSettings(BaseModel):
     start_timeout_s: float = 120.0
 
 
+class IngestSettings(BaseModel):
+    """Limits and defaults of the producers (uploads, documents, videos, URL fetches)."""
+
+    max_upload_bytes: int = 512 * 1024 * 1024
+    # Decoded pixels allowed per image or page: a small file may declare a huge canvas.
+    max_image_pixels: int = 100_000_000
+    max_pdf_pages: int = 500
+    pdf_dpi: int = 150
+    # Video sampling: a target rate, or every Nth frame when set.
+    video_sample_fps: float = 1.0
+    video_every_n_frames: int | None = None
+    max_video_frames: int = 3600
+    frame_jpeg_quality: int = 90
+    fetch_timeout_s: float = 30.0
+    fetch_max_bytes: int = 512 * 1024 * 1024
+    default_profile: Literal["ocr", "vision", "full"] = "full"
+    # Publishing after a stored blob is retried this often before the upload fails loudly.
+    publish_attempts: int = 5
+
+
+class ProcessorSettings(BaseModel):
+    """Model choices and tuning of the stream processors."""
+
+    detection_score_threshold: float = 0.35
+    # A user-supplied YOLO (v5/v8/11) ONNX or OpenVINO IR file replaces the default detector.
+    yolo_model_path: Path | None = None
+    yolo_class_names_path: Path | None = None
+    # Horizontal focal length in pixels of the camera, for distance estimates.
+    focal_length_px: float = 1000.0
+    ocr_languages: list[str] = ["en", "de"]
+    # Transient failures are retried this often, with exponential backoff, then dead-lettered.
+    max_attempts: int = 3
+    retry_backoff_s: float = 0.5
+    # Workers restart after this many items or when resident memory exceeds the limit.
+    recycle_after_items: int = 5000
+    recycle_above_rss_mb: int = 3072
+    inference_threads: int = 2
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="VISIONLOG_",
@@ -148,6 +187,8 @@ class Settings(BaseSettings):
     minio: MinioSettings = MinioSettings()
     qdrant: QdrantSettings = QdrantSettings()
     stack: StackSettings = StackSettings()
+    ingest: IngestSettings = IngestSettings()
+    processors: ProcessorSettings = ProcessorSettings()
 
     @property
     def qdrant_path(self) -> Path:
