@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from processors.cli import models_app, processors_app
 from stack import manager
 from stack.initialise import InitReport, initialise
 from stack.process import StackError
@@ -23,6 +24,8 @@ app = typer.Typer(
 )
 stack_app = typer.Typer(help="The local stack of real servers on loopback.", no_args_is_help=True)
 app.add_typer(stack_app, name="stack")
+app.add_typer(processors_app, name="processors")
+app.add_typer(models_app, name="models")
 # Logs and CI capture output without a terminal; keep the status table readable there.
 console = Console(width=None if sys.stdout.isatty() else 140)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 140)
@@ -150,3 +153,7 @@ def run_command() -> None:
     """The main job: bring the platform up on the local stack and show where it runs."""
     stack_up(None, init=True)
     console.print("services stay up; stop them with: visionlog stack down")
+
+
+if __name__ == "__main__":
+    app()

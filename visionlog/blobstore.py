@@ -132,6 +132,28 @@ class BlobStore:
             raise
         return True
 
+    def list_keys(self, bucket: str, prefix: str) -> list[str]:
+        """Keys under a prefix, recursively, in lexical order."""
+        return sorted(
+            str(item.object_name)
+            for item in self.client.list_objects(bucket, prefix=prefix, recursive=True)
+            if item.object_name is not None
+        )
+
+    def get_object_bytes(self, bucket: str, key: str) -> bytes:
+        """Bytes of an object addressed by bucket and key alone (no integrity reference)."""
+        try:
+            response = self.client.get_object(bucket, key)
+        except S3Error as exc:
+            if exc.code in ("NoSuchKey", "NoSuchBucket"):
+                raise BlobNotFoundError(f"{bucket}/{key} does not exist") from exc
+            raise
+        try:
+            return response.read()
+        finally:
+            response.close()
+            response.release_conn()
+
     def delete(self, bucket: str, key: str) -> None:
         self.client.remove_object(bucket, key)
 
