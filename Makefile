@@ -1,15 +1,19 @@
 # The two commands of the README, and the pieces they are made of.
-.PHONY: run test bootstrap stack-up stack-down stack-status lint
+.PHONY: run test bootstrap models stack-up stack-down stack-status lint
 
 run: bootstrap
 	.venv/bin/visionlog run
 
 test: bootstrap
 	.venv/bin/visionlog stack install
+	.venv/bin/visionlog models provision
 	.venv/bin/python -m pytest
 
 bootstrap:
 	@stack/bootstrap.sh
+
+models: bootstrap
+	.venv/bin/visionlog models provision
 
 stack-up: bootstrap
 	.venv/bin/visionlog stack up

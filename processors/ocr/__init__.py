@@ -1,0 +1,27 @@
+"""OCR: PP-OCRv6 on OpenVINO with document clean-up, orientation and layout analysis.
+
+Typical use::
+
+    engine = OpenVinoOcrEngine()
+    result = OcrPipeline(engine, probe=engine).read(bgr_image)
+    fields = text_recognized_fields(result)
+"""
+
+from processors.ocr.engine import OcrEngine, OpenVinoOcrEngine, RecognisedLine, TextLineProbe
+from processors.ocr.pipeline import OcrPipeline, PipelineOptions
+from processors.ocr.record import text_recognized_fields
+from processors.ocr.result import OcrBlock, OcrLine, OcrResult, OcrWord
+
+__all__ = [
+    "OcrBlock",
+    "OcrEngine",
+    "OcrLine",
+    "OcrPipeline",
+    "OcrResult",
+    "OcrWord",
+    "OpenVinoOcrEngine",
+    "PipelineOptions",
+    "RecognisedLine",
+    "TextLineProbe",
+    "text_recognized_fields",
+]

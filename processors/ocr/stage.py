@@ -1,0 +1,80 @@
+"""The OCR stage: MediaUploaded images and PageRendered pages in, TextRecognized out."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from processors.ocr.engine import OpenVinoOcrEngine
+from processors.ocr.geometry import Image
+from processors.ocr.pipeline import OcrPipeline
+from processors.ocr.record import text_recognized_fields
+from processors.stage import (
+    Outgoing,
+    PermanentStageError,
+    StageContext,
+    derived_envelope,
+    item_ref,
+)
+from visionlog.settings import Settings
+
+STAGE_NAME = "ocr"
+OCR_PROFILES = frozenset({"ocr", "full"})
+
+_pipeline: OcrPipeline | None = None
+# Creation and use are serialised: compiled models and their request queue are per engine.
+_pipeline_lock = threading.Lock()
+
+
+def _shared_pipeline(settings: Settings) -> OcrPipeline:
+    """The worker process's pipeline, created on first use (model compilation takes ~1 s)."""
+    global _pipeline
+    if _pipeline is None:
+        engine = OpenVinoOcrEngine(threads=settings.processors.inference_threads)
+        _pipeline = OcrPipeline(engine, probe=engine)
+    return _pipeline
+
+
+def _item_identity(event: Mapping[str, Any]) -> str | None:
+    """Identity of the image inside its media item, or None when the event is not for OCR."""
+    event_type = event["envelope"]["event_type"]
+    if event_type == "PageRendered":
+        return f"page-{event['page_number']}"
+    if event_type == "MediaUploaded":
+        if event["media_kind"] != "IMAGE" or event.get("profile", "full") not in OCR_PROFILES:
+            return None  # PDFs and videos arrive again as PageRendered / FrameCaptured
+        return "original"
+    raise PermanentStageError(f"the OCR stage does not consume {event_type} events")
+
+
+def text_recognized(
+    event: Mapping[str, Any], image: Image, pipeline: OcrPipeline, identity: str
+) -> Outgoing:
+    """The TextRecognized event for one decoded image of `event`."""
+    try:
+        result = pipeline.read(image)
+    except ValueError as error:
+        raise PermanentStageError(
+            f"cannot read text from media {event['media_id']}: {error}"
+        ) from error
+    engine = pipeline.engine
+    record = {
+        "envelope": derived_envelope(event, "TextRecognized", STAGE_NAME, engine.version, identity),
+        "media_id": event["media_id"],
+        "item": item_ref(event),
+        **text_recognized_fields(result),
+        "models": engine.model_refs(),
+    }
+    return Outgoing("TextRecognized", record, key=str(event["media_id"]))
+
+
+def recognise_text(event: dict[str, Any], ctx: StageContext) -> list[Outgoing]:
+    """Stage entry point: OCR of an uploaded image (profiles ocr and full) or a PDF page."""
+    identity = _item_identity(event)
+    if identity is None:
+        return []
+    image = ctx.load_image(item_ref(event)["image"])
+    with _pipeline_lock:
+        pipeline = _shared_pipeline(ctx.settings)
+        return [text_recognized(event, image, pipeline, identity)]

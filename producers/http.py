@@ -1,0 +1,314 @@
+"""HTTP ingest: ``POST /ingest`` takes one multipart file and answers 202 with the new item.
+
+The body is parsed as it arrives and the file part streamed to a temp file chunk by chunk,
+so the size limit holds while streaming (413 as soon as it is crossed, nothing stored).
+Refused media answer RFC 9457 problem details (``application/problem+json``) carrying the
+stable reason code: 413 too large, 415 unsupported type or mismatched extension, 422 for
+content that is of a supported type but unusable. Form fields: ``file`` (required),
+``profile`` (ocr, vision, full), ``labels`` (a JSON object of strings), ``password`` (for
+encrypted PDFs), ``ignore_extension`` (true to accept content whose extension disagrees).
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Callable
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.concurrency import run_in_threadpool
+
+from producers.errors import MediaRejectedError, RejectReason
+from producers.ingest import (
+    Ingestor,
+    IngestResult,
+    PublishFailedError,
+    StorageFailedError,
+    UploadSource,
+    check_profile,
+)
+from visionlog.settings import get_settings
+
+PROBLEM_JSON = "application/problem+json"
+# Form fields other than the file are small; a larger one is a malformed request.
+_MAX_FIELD_BYTES = 64 * 1024
+# Multipart framing around the file: boundaries, part headers, the small fields.
+_FRAMING_ALLOWANCE = 256 * 1024
+
+_STATUS: dict[RejectReason, int] = {
+    RejectReason.TOO_LARGE: 413,
+    RejectReason.UNSUPPORTED_TYPE: 415,
+    RejectReason.EXTENSION_MISMATCH: 415,
+}
+
+
+class ProblemError(Exception):
+    """An RFC 9457 problem to answer with."""
+
+    def __init__(self, status: int, code: str, title: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.code = code
+        self.title = title
+        self.detail = detail
+
+    def response(self) -> JSONResponse:
+        body = {
+            "type": f"urn:visionlog:problem:{self.code}",
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+            "reason": self.code,
+        }
+        return JSONResponse(body, status_code=self.status, media_type=PROBLEM_JSON)
+
+
+def problem_for(error: MediaRejectedError) -> ProblemError:
+    status = _STATUS.get(error.reason, 422)
+    title = error.reason.value.replace("_", " ").capitalize()
+    return ProblemError(status, error.reason.value, title, error.message)
+
+
+def _bad_request(detail: str) -> ProblemError:
+    return ProblemError(400, "bad_request", "Malformed ingest request", detail)
+
+
+def current_owner() -> str | None:
+    """Owner of uploads; the API's authentication overrides this dependency."""
+    return None
+
+
+@lru_cache(maxsize=1)
+def _default_ingestor() -> Ingestor:
+    return Ingestor.from_settings(get_settings())
+
+
+def get_ingestor() -> Ingestor:
+    """The Ingestor requests use; tests and the API may override this dependency."""
+    return _default_ingestor()
+
+
+class IngestAccepted(BaseModel):
+    media_id: str
+    event_id: str
+    duplicate_of: str | None
+    media_type: str
+    media_kind: str
+    width: int | None
+    height: int | None
+    page_count: int | None
+    frame_count: int
+    page_event_ids: list[str]
+    frame_event_ids: list[str]
+    failure: str | None
+    warnings: list[str]
+
+    @classmethod
+    def from_result(cls, result: IngestResult) -> IngestAccepted:
+        return cls(
+            media_id=result.media_id,
+            event_id=result.event_id,
+            duplicate_of=result.duplicate_of,
+            media_type=result.media_type,
+            media_kind=result.media_kind.value,
+            width=result.width,
+            height=result.height,
+            page_count=result.page_count,
+            frame_count=len(result.frame_event_ids),
+            page_event_ids=list(result.page_event_ids),
+            frame_event_ids=list(result.frame_event_ids),
+            failure=result.failure.message if result.failure else None,
+            warnings=list(result.warnings),
+        )
+
+
+class _FormSink:
+    """Callbacks for the streaming multipart parser: the file to disk, fields to memory."""
+
+    def __init__(self, directory: Path, max_file_bytes: int) -> None:
+        self.directory = directory
+        self.max_file_bytes = max_file_bytes
+        self.fields: dict[str, str] = {}
+        self.file_path: Path | None = None
+        self.filename: str | None = None
+        self.file_bytes = 0
+        self._header_field = b""
+        self._header_value = b""
+        self._headers: dict[bytes, bytes] = {}
+        self._name: str | None = None
+        self._is_file = False
+        self._buffer = bytearray()
+        self._handle: Any = None
+
+    def callbacks(self) -> dict[str, Callable[..., None]]:
+        return {
+            "on_part_begin": self._part_begin,
+            "on_header_field": self._header_field_data,
+            "on_header_value": self._header_value_data,
+            "on_header_end": self._header_end,
+            "on_headers_finished": self._headers_finished,
+            "on_part_data": self._part_data,
+            "on_part_end": self._part_end,
+        }
+
+    def _part_begin(self) -> None:
+        self._headers = {}
+        self._name, self._is_file = None, False
+        self._buffer = bytearray()
+
+    def _header_field_data(self, data: bytes, start: int, end: int) -> None:
+        self._header_field += data[start:end]
+
+    def _header_value_data(self, data: bytes, start: int, end: int) -> None:
+        self._header_value += data[start:end]
+
+    def _header_end(self) -> None:
+        self._headers[self._header_field.lower()] = self._header_value
+        self._header_field, self._header_value = b"", b""
+
+    def _headers_finished(self) -> None:
+        _, options = parse_options_header(self._headers.get(b"content-disposition", b""))
+        name = options.get(b"name")
+        if name is None:
+            raise _bad_request("a multipart part has no name")
+        self._name = name.decode("utf-8", "replace")
+        if self._name == "file":
+            if self.file_path is not None:
+                raise _bad_request("send exactly one file part named 'file'")
+            self._is_file = True
+            raw_name = options.get(b"filename")
+            self.filename = raw_name.decode("utf-8", "replace") if raw_name else None
+            self.file_path = self.directory / "upload"
+            self._handle = self.file_path.open("wb")
+
+    def _part_data(self, data: bytes, start: int, end: int) -> None:
+        chunk = data[start:end]
+        if self._is_file:
+            self.file_bytes += len(chunk)
+            if self.file_bytes > self.max_file_bytes:
+                raise problem_for(
+                    MediaRejectedError(
+                        RejectReason.TOO_LARGE,
+                        f"the upload exceeds {self.max_file_bytes:,} bytes; stopped reading",
+                    )
+                )
+            self._handle.write(chunk)
+            return
+        self._buffer += chunk
+        if len(self._buffer) > _MAX_FIELD_BYTES:
+            raise _bad_request(f"form field {self._name!r} is larger than {_MAX_FIELD_BYTES}")
+
+    def _part_end(self) -> None:
+        if self._is_file:
+            self._handle.close()
+            self._handle = None
+        elif self._name is not None:
+            self.fields[self._name] = self._buffer.decode("utf-8", "replace")
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+
+
+async def _receive_form(request: Request, sink: _FormSink) -> None:
+    content_type, options = parse_options_header(request.headers.get("content-type", ""))
+    boundary = options.get(b"boundary")
+    if content_type != b"multipart/form-data" or not boundary:
+        raise _bad_request("send the file as multipart/form-data")
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > sink.max_file_bytes + _FRAMING_ALLOWANCE:
+        raise problem_for(
+            MediaRejectedError(
+                RejectReason.TOO_LARGE,
+                f"the request announces {int(declared):,} bytes; uploads are limited to "
+                f"{sink.max_file_bytes:,}",
+            )
+        )
+    parser = MultipartParser(boundary, sink.callbacks())  # type: ignore[arg-type]
+    try:
+        async for chunk in request.stream():
+            parser.write(chunk)
+        parser.finalize()
+    finally:
+        sink.close()
+
+
+def _parse_labels(raw: str | None) -> dict[str, str]:
+    if not raw:
+        return {}
+    try:
+        labels = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise _bad_request(f"labels must be a JSON object of strings: {exc}") from exc
+    if not isinstance(labels, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in labels.items()
+    ):
+        raise _bad_request("labels must be a JSON object whose values are strings")
+    return labels
+
+
+def _form_options(fields: dict[str, str]) -> tuple[str | None, dict[str, str], bool]:
+    profile = fields.get("profile") or None
+    if profile is not None:
+        try:
+            check_profile(profile)
+        except ValueError as exc:
+            raise _bad_request(str(exc)) from exc
+    ignore = fields.get("ignore_extension", "false").strip().lower()
+    if ignore not in ("true", "false", "1", "0", ""):
+        raise _bad_request(f"ignore_extension must be true or false, got {ignore!r}")
+    return profile, _parse_labels(fields.get("labels")), ignore in ("true", "1")
+
+
+router = APIRouter(tags=["ingest"])
+
+
+@router.post(
+    "/ingest",
+    status_code=202,
+    response_model=IngestAccepted,
+    responses={
+        400: {"description": "Malformed request", "content": {PROBLEM_JSON: {}}},
+        413: {"description": "Upload too large", "content": {PROBLEM_JSON: {}}},
+        415: {"description": "Unsupported type or wrong extension", "content": {PROBLEM_JSON: {}}},
+        422: {"description": "Unusable content", "content": {PROBLEM_JSON: {}}},
+        503: {"description": "Storage or event log unavailable", "content": {PROBLEM_JSON: {}}},
+    },
+)
+async def ingest(
+    request: Request,
+    ingestor: Annotated[Ingestor, Depends(get_ingestor)],
+    owner_id: Annotated[str | None, Depends(current_owner)],
+) -> Any:
+    limit = ingestor.settings.ingest.max_upload_bytes
+    with tempfile.TemporaryDirectory(prefix="visionlog-http-") as directory:
+        sink = _FormSink(Path(directory), limit)
+        try:
+            await _receive_form(request, sink)
+            if sink.file_path is None:
+                raise _bad_request("the form has no part named 'file'")
+            profile, labels, trust_content = _form_options(sink.fields)
+            result = await run_in_threadpool(
+                ingestor.ingest_bytes,
+                sink.file_path,
+                filename=sink.filename,
+                profile=profile,
+                source=UploadSource.HTTP,
+                owner_id=owner_id,
+                labels=labels,
+                password=sink.fields.get("password") or None,
+                trust_content=trust_content,
+            )
+        except ProblemError as problem:
+            return problem.response()
+        except MediaRejectedError as error:
+            return problem_for(error).response()
+        except (StorageFailedError, PublishFailedError) as error:
+            return ProblemError(503, "unavailable", "Upload not completed", str(error)).response()
+        return JSONResponse(IngestAccepted.from_result(result).model_dump(), status_code=202)

@@ -1,0 +1,263 @@
+"""Blob layout of the platform and content-addressed storage of originals.
+
+Keys (pure functions below):
+
+- originals: ``media-originals/{yyyy}/{mm}/{dd}/{media_id}.{ext}`` (upload date, UTC)
+- dedupe index: ``media-originals/by-sha256/{sha256}.json`` naming the first media_id and key
+- pages: ``media-processed/{media_id}/pages/{n:04d}.png``
+- frames: ``media-processed/{media_id}/frames/{index:08d}.jpg``
+- other variants: ``media-processed/{media_id}/{variant}/{name}``
+- analysis artifacts: ``analysis-artifacts/{media_id}/{job_id}/{name}``
+- orphan markers: ``analysis-artifacts/orphans/{media_id}.json``
+- exports: ``exports/{yyyy}/{mm}/{dd}/{export_id}/{name}``
+
+The same bytes are stored once. The index object is written with a conditional put
+(``If-None-Match: *``), so of two concurrent first uploads exactly one wins; the loser
+deletes its copy and becomes a duplicate of the winner.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from minio.error import S3Error
+
+from visionlog.blobstore import ARTIFACTS, ORIGINALS, PROCESSED, BlobRef, BlobStore
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+# One path segment: no separators, no dot-only names, nothing that needs escaping.
+_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_EXTENSION = re.compile(r"^[a-z0-9]{1,8}$")
+INDEX_PREFIX = "by-sha256/"
+ORPHAN_PREFIX = "orphans/"
+
+
+class StorageKeyError(ValueError):
+    """A value that cannot be part of a blob key (separators, dot segments, bad digest)."""
+
+
+def _segment(value: str, what: str) -> str:
+    if not _SEGMENT.match(value) or ".." in value:
+        raise StorageKeyError(f"{what} {value!r} cannot be a blob key segment")
+    return value
+
+
+def _relative_path(value: str, what: str) -> str:
+    parts = value.split("/")
+    for part in parts:
+        _segment(part, what)
+    return value
+
+
+def original_key(media_id: str, extension: str, uploaded_at: datetime) -> str:
+    if uploaded_at.tzinfo is None:
+        raise StorageKeyError("uploaded_at must be timezone-aware (UTC)")
+    if not _EXTENSION.match(extension):
+        raise StorageKeyError(f"extension {extension!r} must be 1-8 lower-case letters/digits")
+    day = uploaded_at.astimezone(UTC)
+    return f"{day:%Y}/{day:%m}/{day:%d}/{_segment(media_id, 'media id')}.{extension}"
+
+
+def sha256_index_key(sha256: str) -> str:
+    if not _SHA256.match(sha256):
+        raise StorageKeyError(f"{sha256!r} is not a lower-case hex SHA-256")
+    return f"{INDEX_PREFIX}{sha256}.json"
+
+
+def processed_key(media_id: str, variant: str, name: str) -> str:
+    return (
+        f"{_segment(media_id, 'media id')}/{_segment(variant, 'variant')}/"
+        f"{_relative_path(name, 'name')}"
+    )
+
+
+def page_key(media_id: str, page_number: int) -> str:
+    if not 1 <= page_number <= 9999:
+        raise StorageKeyError(f"page number {page_number} outside 1..9999")
+    return processed_key(media_id, "pages", f"{page_number:04d}.png")
+
+
+def frame_key(media_id: str, frame_index: int) -> str:
+    if not 0 <= frame_index <= 99_999_999:
+        raise StorageKeyError(f"frame index {frame_index} outside 0..99999999")
+    return processed_key(media_id, "frames", f"{frame_index:08d}.jpg")
+
+
+def artifact_key(media_id: str, job_id: str, name: str) -> str:
+    return (
+        f"{_segment(media_id, 'media id')}/{_segment(job_id, 'job id')}/"
+        f"{_relative_path(name, 'name')}"
+    )
+
+
+def orphan_marker_key(media_id: str) -> str:
+    return f"{ORPHAN_PREFIX}{_segment(media_id, 'media id')}.json"
+
+
+def export_key(export_id: str, name: str, created_at: datetime) -> str:
+    if created_at.tzinfo is None:
+        raise StorageKeyError("created_at must be timezone-aware (UTC)")
+    day = created_at.astimezone(UTC)
+    return (
+        f"{day:%Y}/{day:%m}/{day:%d}/{_segment(export_id, 'export id')}/"
+        f"{_relative_path(name, 'name')}"
+    )
+
+
+@dataclass(frozen=True)
+class StoredOriginal:
+    """Where an upload's bytes live: its own new blob, or the first upload's blob."""
+
+    ref: BlobRef
+    # media_id of the first upload of the same bytes; None when this upload stored them.
+    duplicate_of: str | None
+
+    @property
+    def newly_stored(self) -> bool:
+        return self.duplicate_of is None
+
+
+def index_entry(media_id: str, ref: BlobRef, stored_at: datetime) -> dict[str, Any]:
+    return {"media_id": media_id, "blob": dict(ref), "stored_at": stored_at.isoformat()}
+
+
+def parse_index_entry(raw: bytes, sha256: str) -> tuple[str, BlobRef]:
+    """The first media_id and its blob from an index object; ValueError when malformed."""
+    entry = json.loads(raw)
+    blob = entry["blob"]
+    ref = BlobRef(
+        bucket=str(blob["bucket"]),
+        key=str(blob["key"]),
+        sha256=str(blob["sha256"]),
+        size_bytes=int(blob["size_bytes"]),
+        content_type=str(blob["content_type"]),
+    )
+    if ref["sha256"] != sha256:
+        raise ValueError(f"index entry for {sha256} names a blob with sha256 {ref['sha256']}")
+    return str(entry["media_id"]), ref
+
+
+class OriginalStore:
+    """Stores originals once per SHA-256 and records orphans; all I/O against MinIO."""
+
+    def __init__(self, blobs: BlobStore) -> None:
+        self.blobs = blobs
+
+    def lookup(self, sha256: str) -> tuple[str, BlobRef] | None:
+        """The first upload of these bytes, if its blob still exists."""
+        try:
+            response = self.blobs.client.get_object(ORIGINALS, sha256_index_key(sha256))
+        except S3Error as exc:
+            if exc.code in ("NoSuchKey", "NoSuchObject"):
+                return None
+            raise
+        try:
+            raw = response.read()
+        finally:
+            response.close()
+            response.release_conn()
+        media_id, ref = parse_index_entry(raw, sha256)
+        # An erased original leaves a stale entry: the next upload stores the bytes again.
+        if not self.blobs.exists(ref["bucket"], ref["key"]):
+            return None
+        return media_id, ref
+
+    def _claim(self, sha256: str, entry: dict[str, Any], *, replace: bool) -> bool:
+        """Write the index entry; False when another upload claimed the digest first."""
+        body = json.dumps(entry, sort_keys=True).encode()
+        headers: dict[str, str | list[str] | tuple[str]] = {"Content-Type": "application/json"}
+        if not replace:
+            headers["If-None-Match"] = "*"
+        try:
+            # The public put_object turns unknown headers into user metadata, so the
+            # conditional put goes through the client's plain PutObject call.
+            self.blobs.client._put_object(
+                ORIGINALS, sha256_index_key(sha256), body, headers=headers
+            )
+        except S3Error as exc:
+            if exc.code == "PreconditionFailed":
+                return False
+            raise
+        return True
+
+    def store(
+        self,
+        media_id: str,
+        *,
+        sha256: str,
+        key: str,
+        content_type: str,
+        data: bytes | None = None,
+        path: Path | None = None,
+        stored_at: datetime,
+    ) -> StoredOriginal:
+        """Store the bytes under `key` unless the same digest is already stored."""
+        existing = self.lookup(sha256)
+        if existing is not None:
+            return StoredOriginal(ref=existing[1], duplicate_of=existing[0])
+        if data is not None:
+            ref = self.blobs.put_bytes(ORIGINALS, key, data, content_type)
+        elif path is not None:
+            ref = self.blobs.put_file(ORIGINALS, key, path, content_type)
+        else:
+            raise ValueError("store() needs data or path")
+        if ref["sha256"] != sha256:
+            self.blobs.delete(ORIGINALS, key)
+            raise OSError(f"{key}: bytes changed while storing (sha256 {ref['sha256']})")
+        entry = index_entry(media_id, ref, stored_at)
+        stale_entry_present = self._index_exists(sha256)
+        if self._claim(sha256, entry, replace=stale_entry_present):
+            return StoredOriginal(ref=ref, duplicate_of=None)
+        winner = self.lookup(sha256)
+        self.blobs.delete(ORIGINALS, key)
+        if winner is None:
+            raise OSError(f"lost the index claim for {sha256} but found no winning entry")
+        return StoredOriginal(ref=winner[1], duplicate_of=winner[0])
+
+    def _index_exists(self, sha256: str) -> bool:
+        return self.blobs.exists(ORIGINALS, sha256_index_key(sha256))
+
+    def release(self, media_id: str, sha256: str) -> None:
+        """Drop the index entry when it names `media_id`: its upload was never published."""
+        found = self.lookup(sha256)
+        if found is not None and found[0] == media_id:
+            self.blobs.delete(ORIGINALS, sha256_index_key(sha256))
+
+    def record_orphan(
+        self, media_id: str, ref: BlobRef, reason: str, recorded_at: datetime
+    ) -> BlobRef:
+        """Leave a marker for a stored blob no event points at, for inspection or cleanup."""
+        marker = {
+            "media_id": media_id,
+            "blob": dict(ref),
+            "reason": reason,
+            "recorded_at": recorded_at.isoformat(),
+        }
+        return self.blobs.put_bytes(
+            ARTIFACTS,
+            orphan_marker_key(media_id),
+            json.dumps(marker, sort_keys=True).encode(),
+            "application/json",
+        )
+
+    def put_processed(self, key: str, data: bytes, content_type: str) -> BlobRef:
+        return self.blobs.put_bytes(PROCESSED, key, data, content_type)
+
+
+def read_json(blobs: BlobStore, bucket: str, key: str) -> dict[str, Any]:
+    """A small JSON object from the store (index entries, orphan markers)."""
+    response = blobs.client.get_object(bucket, key)
+    try:
+        loaded = json.load(io.BytesIO(response.read()))
+    finally:
+        response.close()
+        response.release_conn()
+    if not isinstance(loaded, dict):
+        raise TypeError(f"{bucket}/{key} does not hold a JSON object")
+    return loaded
