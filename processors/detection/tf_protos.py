@@ -8,11 +8,10 @@ model cache and imports the protos straight from the zip.
 from __future__ import annotations
 
 import importlib.util
-import subprocess
 import sys
 from pathlib import Path
 
-from processors.modelstore import models_dir
+from processors.modelstore import models_dir, pip_download
 
 TENSORBOARD_REQUIREMENT = "tensorboard==2.21.0"
 
@@ -24,20 +23,7 @@ def ensure_tensorflow_protos(cache: Path | None = None) -> None:
     wheels = sorted(tools.glob("tensorboard-*.whl"))
     if not wheels:
         tools.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "download",
-                "--quiet",
-                "--no-deps",
-                TENSORBOARD_REQUIREMENT,
-                "--dest",
-                str(tools),
-            ],
-            check=True,
-        )
+        pip_download(TENSORBOARD_REQUIREMENT, tools)
         wheels = sorted(tools.glob("tensorboard-*.whl"))
     if not wheels:
         raise RuntimeError(f"pip download {TENSORBOARD_REQUIREMENT} left no wheel in {tools}")

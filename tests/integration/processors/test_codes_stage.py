@@ -20,16 +20,8 @@ from tests.unit.processors.test_codes import (
     render_linear,
     render_qr,
 )
-from visionlog.blobstore import ORIGINALS, BlobStore
+from visionlog.blobstore import ORIGINALS
 from visionlog.schemas import get_catalog
-from visionlog.settings import Settings
-
-
-@pytest.fixture(scope="module")
-def blob_context(settings: Settings, initialised: object) -> StageContext:
-    blobs = BlobStore.from_settings(settings.minio)
-    blobs.ensure_buckets()
-    return StageContext(settings=settings, blobs=blobs)
 
 
 def _uploaded_image(ctx: StageContext, image: np.ndarray, **fields: Any) -> dict[str, Any]:
@@ -41,15 +33,15 @@ def _uploaded_image(ctx: StageContext, image: np.ndarray, **fields: Any) -> dict
     return sample_event(get_catalog(), "MediaUploaded", media_id=media_id, **event)
 
 
-def test_stage_emits_a_valid_deterministic_codes_decoded(blob_context: StageContext) -> None:
+def test_stage_emits_a_valid_deterministic_codes_decoded(ctx: StageContext) -> None:
     from processors.codes.stage import decode_codes
 
     image = canvas(900, 400)
     paste(image, render_qr("stage-qr", 6), 20, 20)
     paste(image, render_linear(code128_modules("STAGE-128"), 3, 150), 300, 120)
-    event = _uploaded_image(blob_context, image)
-    first = decode_codes(event, blob_context)
-    again = decode_codes(event, blob_context)
+    event = _uploaded_image(ctx, image)
+    first = decode_codes(event, ctx)
+    again = decode_codes(event, ctx)
     assert len(first) == 1
     outgoing = first[0]
     assert outgoing.event_type == "CodesDecoded"
@@ -60,22 +52,25 @@ def test_stage_emits_a_valid_deterministic_codes_decoded(blob_context: StageCont
     )
     assert sorted(code["text"] for code in record["codes"]) == ["STAGE-128", "stage-qr"]
     assert record["decoders"] == decoder_labels()
+    assert [model["name"] for model in record["models"]] == [
+        "opencv-qr",
+        "opencv-barcode",
+        "zxing-cpp",
+    ]
     assert record["item"]["image"] == event["original"]
     assert record["envelope"]["causation_id"] == event["envelope"]["event_id"]
     assert record["envelope"]["event_id"] == again[0].record["envelope"]["event_id"]
 
 
-def test_stage_skips_pdf_uploads_and_rejects_corrupt_images(blob_context: StageContext) -> None:
+def test_stage_skips_pdf_uploads_and_rejects_corrupt_images(ctx: StageContext) -> None:
     from processors.codes.stage import decode_codes
     from processors.stage import PermanentStageError
 
-    pdf_event = _uploaded_image(blob_context, canvas(10, 10), media_kind="PDF")
-    assert decode_codes(pdf_event, blob_context) == []
+    pdf_event = _uploaded_image(ctx, canvas(10, 10), media_kind="PDF")
+    assert decode_codes(pdf_event, ctx) == []
     media_id = str(uuid.uuid4())
-    ref = blob_context.blobs.put_bytes(
-        ORIGINALS, f"{media_id}/bad.jpg", b"\xff\xd8garbage", "image/jpeg"
-    )
+    ref = ctx.blobs.put_bytes(ORIGINALS, f"{media_id}/bad.jpg", b"\xff\xd8garbage", "image/jpeg")
     corrupt = sample_event(get_catalog(), "MediaUploaded", media_id=media_id, media_kind="IMAGE",
                            original=dict(ref))  # fmt: skip
     with pytest.raises(PermanentStageError, match="not a decodable image"):
-        decode_codes(corrupt, blob_context)
+        decode_codes(corrupt, ctx)

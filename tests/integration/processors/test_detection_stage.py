@@ -70,6 +70,17 @@ def test_uploaded_image_yields_a_valid_objects_detected(ctx: StageContext) -> No
     assert record["inference_ms"] > 0
     labels = [d["class_name"] for d in record["detections"]]
     assert "bus" in labels and labels.count("person") >= 3
+    focal = ctx.settings.processors.focal_length_px
+    whole_people = [
+        d
+        for d in record["detections"]
+        if d["class_name"] == "person" and d["box"]["y_min"] > 2 and d["box"]["y_max"] < 1078
+    ]
+    assert whole_people
+    for person in whole_people:
+        height = person["box"]["y_max"] - person["box"]["y_min"]
+        # A person 1.7 m tall whose box is `height` pixels high, seen with focal length f.
+        assert person["distance_m"] == pytest.approx(focal * 1.7 / height, rel=1e-3)
     scores = [d["confidence"] for d in record["detections"]]
     assert scores == sorted(scores, reverse=True)
     assert min(scores) >= record["score_threshold"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import cv2
@@ -22,16 +21,8 @@ from tests.processor_factories import (
     new_media_id,
     text_event,
 )
-from visionlog.blobstore import ORIGINALS, BlobStore
+from visionlog.blobstore import ORIGINALS
 from visionlog.schemas import get_catalog
-from visionlog.settings import Settings
-
-
-@pytest.fixture(scope="module")
-def ctx(settings: Settings, stack: object) -> Iterator[StageContext]:
-    blobs = BlobStore.from_settings(settings.minio)
-    blobs.ensure_buckets()
-    yield StageContext(settings=settings, blobs=blobs)
 
 
 def _photo(name: str = "bus.jpg") -> np.ndarray:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import cv2
 import numpy as np
@@ -22,15 +21,7 @@ from tests.processor_factories import (
     text_event,
 )
 from tests.unit.processors.test_outputs_render import WORDS, render_words
-from visionlog.blobstore import EXPORTS, ORIGINALS, BlobStore
-from visionlog.settings import Settings
-
-
-@pytest.fixture(scope="module")
-def ctx(settings: Settings, stack: object) -> Iterator[StageContext]:
-    blobs = BlobStore.from_settings(settings.minio)
-    blobs.ensure_buckets()
-    yield StageContext(settings=settings, blobs=blobs)
+from visionlog.blobstore import EXPORTS, ORIGINALS
 
 
 def _upload_page(ctx: StageContext, media_id: str) -> tuple[np.ndarray, dict[str, object]]:

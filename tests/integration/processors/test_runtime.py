@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
+from confluent_kafka import Message
 
 from processors.bindings import StageBinding
 from processors.runtime import InboundMessage, StageRunner
@@ -61,9 +63,13 @@ def _runner(topics: TopicsUnderTest, *stages: tuple[str, Any]) -> StageRunner:
 def _upload(topics: TopicsUnderTest, **labels: str) -> InboundMessage:
     record = sample_event(CATALOG, "MediaUploaded", labels=labels)
     topics.publish("MediaUploaded", record)
-    messages = topics.read("MediaUploaded", 1)
-    # The newest message is the one just published (each test has its own topics).
-    message = messages[-1]
+    deadline = time.monotonic() + 30
+    ours: list[Message] = []
+    while not ours and time.monotonic() < deadline:
+        # Several uploads may sit on different partitions: pick this one by its key.
+        messages = topics.read("MediaUploaded", 100, timeout=2.0)
+        ours = [m for m in messages if m.key() == record["media_id"].encode()]
+    [message] = ours
     return InboundMessage(
         message.topic() or "",
         message.partition() or 0,

@@ -66,6 +66,8 @@ def test_describe_scene_stage_without_speech(blobs: BlobStore) -> None:
         record["sentences"]["de"] == "Zwei Personen stehen links von einem Bus, etwa 6 m entfernt."
     )
     assert record["focal_length_px"] == 1000.0
+    assert record["models"][0] == event["model"]
+    assert record["models"][1]["name"] == "spatial-rules"
     assert record["objects"][0]["distance_m"] == pytest.approx(1000 * 1.7 / 283)
     assert record["objects"][2]["class_name"] == "bus"
     assert {"subject_index": 0, "predicate": "LEFT_OF", "object_index": 2} in record["relations"]

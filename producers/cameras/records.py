@@ -1,0 +1,86 @@
+"""Event records of the camera producer: FrameCaptured and CameraStatusReported."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from producers.cameras.config import CameraConfig
+from producers.cameras.sources import redact_url
+from producers.cameras.state import CameraSnapshot
+from visionlog.blobstore import BlobRef
+from visionlog.envelope import Envelope, deterministic_event_id, now_millis
+from visionlog.schemas import get_catalog
+
+PRODUCER = "producers.cameras/0.1.0"
+
+
+def _envelope(
+    event_type: str, media_id: str, tenant_id: str, event_id: str, occurred_at: datetime
+) -> dict[str, Any]:
+    return Envelope(
+        event_type=event_type,
+        schema_version=get_catalog().event(event_type).version,
+        producer=PRODUCER,
+        correlation_id=media_id,
+        tenant_id=tenant_id,
+        event_id=event_id,
+        occurred_at=occurred_at,
+    ).as_record()
+
+
+def frame_captured_record(
+    *,
+    camera: CameraConfig,
+    media_id: str,
+    tenant_id: str,
+    run_id: str,
+    frame_index: int,
+    timestamp_ms: int,
+    captured_at: datetime,
+    width: int,
+    height: int,
+    image: BlobRef,
+    source_fps: float | None,
+) -> dict[str, Any]:
+    """A FrameCaptured record; the id is deterministic per camera, run and index."""
+    event_id = deterministic_event_id("FrameCaptured", media_id, run_id, frame_index)
+    return {
+        "envelope": _envelope("FrameCaptured", media_id, tenant_id, event_id, captured_at),
+        "media_id": media_id,
+        "camera_id": camera.name,
+        "frame_index": frame_index,
+        "timestamp_ms": timestamp_ms,
+        "captured_at": captured_at,
+        "width": width,
+        "height": height,
+        "image": dict(image),
+        "source_fps": source_fps,
+        "sampling_fps": camera.target_fps,
+    }
+
+
+def camera_status_record(
+    *,
+    camera: CameraConfig,
+    media_id: str,
+    tenant_id: str,
+    run_id: str,
+    report_number: int,
+    snapshot: CameraSnapshot,
+    measured_fps: float,
+) -> dict[str, Any]:
+    event_id = deterministic_event_id("CameraStatusReported", media_id, run_id, report_number)
+    return {
+        "envelope": _envelope("CameraStatusReported", media_id, tenant_id, event_id, now_millis()),
+        "camera_id": camera.name,
+        "state": snapshot.state.value,
+        "url": redact_url(camera.url),
+        "target_fps": camera.target_fps,
+        "measured_fps": measured_fps,
+        "frames_captured": snapshot.frames_captured,
+        "frames_dropped": snapshot.frames_dropped,
+        "frames_published": snapshot.frames_published,
+        "reconnects": snapshot.reconnects,
+        "last_error": snapshot.last_error,
+    }
