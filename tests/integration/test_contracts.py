@@ -15,7 +15,7 @@ from stack.initialise import InitReport
 from tests.factories import sample_event
 from visionlog.codec import AvroCodec, EventEncodingError, MalformedEventError, frame
 from visionlog.registry import HttpSchemaRegistry, IncompatibleSchemaError, subject_for
-from visionlog.schemas import SchemaCatalog, build_event_schema, load_catalog
+from visionlog.schemas import SchemaCatalog, build_event_schema, load_catalog, load_history
 from visionlog.settings import Settings
 from visionlog.topics import CATALOGUE, full_topic_name, topic_for_event
 
@@ -153,3 +153,20 @@ def test_old_events_stay_readable_after_a_compatible_change(
     decoded = AvroCodec(registry, new_catalog).decode(old_bytes)
     assert decoded.record["erased_by"] is None
     assert decoded.record["reason"] == old_record["reason"]
+
+
+@pytest.mark.parametrize(
+    "name", sorted(name for name, versions in load_history().items() if len(versions) > 1)
+)
+def test_registry_accepts_every_released_version_in_order(
+    name: str, registry: HttpSchemaRegistry, settings: Settings, scratch_subjects: list[str]
+) -> None:
+    subject = f"test-{uuid.uuid4().hex[:8]}-visionlog.events.{name}"
+    scratch_subjects.append(subject)
+    registry.set_compatibility(subject, settings.registry.compatibility)
+    ids = [
+        registry.register(subject, schema.schema_str)
+        for _, schema in sorted(load_history()[name].items())
+    ]
+    assert len(set(ids)) == len(ids)
+    assert registry.register(subject, CATALOG.event(name).schema_str) == ids[-1]
