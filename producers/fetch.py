@@ -1,13 +1,17 @@
 """Fetch by URL: http(s) only, streamed to a temp file under a size and a total time limit.
 
-Every redirect hop is checked like the first URL (scheme, count), so a redirect cannot
-lead to ``file://`` or loop forever. The URL recorded on the event has its credentials
-removed: user info, and query parameters that carry secrets (tokens, signatures).
+Every redirect hop is checked like the first URL (scheme, count, and unless private
+networks are allowed, the addresses its host resolves to), so a redirect cannot lead to
+``file://``, into the internal network, or loop forever. The URL recorded on the event has
+its credentials removed: user info, and query parameters that carry secrets (tokens,
+signatures).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
+import socket
 import tempfile
 import time
 from collections.abc import Mapping
@@ -71,6 +75,24 @@ def check_url(url: str) -> str:
     return url.strip()
 
 
+def check_public_host(url: str) -> None:
+    """Refuse URLs whose host resolves to a loopback, private, link-local or reserved address."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    try:
+        infos = socket.getaddrinfo(host, parts.port or None, proto=socket.IPPROTO_TCP)
+    except socket.gaierror as exc:
+        raise _failed(f"{redact_url(url)}: cannot resolve host {host!r} ({exc})") from exc
+    for info in infos:
+        address = ipaddress.ip_address(str(info[4][0]))
+        if not address.is_global:
+            raise MediaRejectedError(
+                RejectReason.FORBIDDEN_URL,
+                f"{redact_url(url)}: host {host!r} resolves to the non-public address "
+                f"{address}; set VISIONLOG_INGEST__FETCH_ALLOW_PRIVATE_NETWORKS=true to allow",
+            )
+
+
 def filename_from(headers: Mapping[str, str], url: str) -> str | None:
     """The name the server gives (Content-Disposition) or the last path segment."""
     disposition = headers.get("content-disposition")
@@ -98,6 +120,7 @@ def fetch_to_file(
     max_bytes: int,
     timeout_s: float,
     client: httpx.Client | None = None,
+    allow_private_networks: bool = False,
 ) -> FetchedFile:
     """Download `url` into `directory`; raises MediaRejectedError with a precise reason."""
     current = check_url(url)
@@ -112,6 +135,8 @@ def fetch_to_file(
                 raise MediaRejectedError(
                     RejectReason.TIMEOUT, f"{shown}: no answer within {timeout_s:g}s"
                 )
+            if not allow_private_networks:
+                check_public_host(current)
             try:
                 with http.stream("GET", current, timeout=remaining) as response:
                     if response.is_redirect:
@@ -201,6 +226,7 @@ def fetch_and_ingest(
             max_bytes=min(limits.fetch_max_bytes, limits.max_upload_bytes),
             timeout_s=limits.fetch_timeout_s,
             client=client,
+            allow_private_networks=limits.fetch_allow_private_networks,
         )
         return ingestor.ingest_bytes(
             fetched.path,

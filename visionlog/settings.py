@@ -144,6 +144,9 @@ class IngestSettings(BaseModel):
     frame_jpeg_quality: int = 90
     fetch_timeout_s: float = 30.0
     fetch_max_bytes: int = 512 * 1024 * 1024
+    # Fetching from loopback, private or link-local addresses lets a caller probe the
+    # internal network (SSRF); allow it only where every caller is trusted.
+    fetch_allow_private_networks: bool = False
     default_profile: Literal["ocr", "vision", "full"] = "full"
     # Publishing after a stored blob is retried this often before the upload fails loudly.
     publish_attempts: int = 5
@@ -164,8 +167,6 @@ class ProcessorSettings(BaseModel):
     face_score_threshold: float = 0.3
     # Spoken scene descriptions (espeak-ng) stored as outputs.
     speech_enabled: bool = False
-    thumbnail_longest_side: int = 320
-    ocr_languages: list[str] = ["en", "de"]
     # Transient failures are retried this often, with exponential backoff, then dead-lettered.
     max_attempts: int = 3
     retry_backoff_s: float = 0.5

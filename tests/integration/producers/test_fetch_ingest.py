@@ -63,6 +63,10 @@ class Handler(BaseHTTPRequestHandler):
             self._send(404, b"not here")
 
 
+# The test server listens on loopback, which fetching refuses unless allowed.
+LOOPBACK_ALLOWED: dict[str, object] = {"fetch_allow_private_networks": True}
+
+
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -76,7 +80,7 @@ def server() -> Iterator[str]:
 def test_fetched_file_is_ingested_with_a_redacted_source_uri(
     make_ingestor: IngestorFactory, event_log: EventLog, server: str
 ) -> None:
-    ingestor = make_ingestor()
+    ingestor = make_ingestor(**LOOPBACK_ALLOWED)
     host = server.removeprefix("http://")
     result = fetch_and_ingest(
         ingestor, f"http://bob:hunter2@{host}/hop?token=s3cret&v=2", labels={"via": "url"}
@@ -92,7 +96,7 @@ def test_fetched_file_is_ingested_with_a_redacted_source_uri(
 
 
 def test_server_file_name_is_kept(make_ingestor: IngestorFactory, server: str) -> None:
-    result = fetch_and_ingest(make_ingestor(), f"{server}/download")
+    result = fetch_and_ingest(make_ingestor(**LOOPBACK_ALLOWED), f"{server}/download")
     assert result.media_type == "jpeg"
 
 
@@ -120,7 +124,7 @@ def test_bad_fetches_are_refused_precisely(
 ) -> None:
     before = event_log.total()
     with pytest.raises(MediaRejectedError) as caught:
-        fetch_and_ingest(make_ingestor(**limits), f"{server}{path}")
+        fetch_and_ingest(make_ingestor(**LOOPBACK_ALLOWED, **limits), f"{server}{path}")
     assert caught.value.reason is reason
     assert detail in caught.value.message
     assert originals_on(blobs, upload_day) == []
@@ -129,5 +133,16 @@ def test_bad_fetches_are_refused_precisely(
 
 def test_non_http_schemes_are_refused_before_any_request(make_ingestor: IngestorFactory) -> None:
     with pytest.raises(MediaRejectedError) as caught:
-        fetch_and_ingest(make_ingestor(), "ftp://127.0.0.1/photo.jpg")
+        fetch_and_ingest(make_ingestor(**LOOPBACK_ALLOWED), "ftp://127.0.0.1/photo.jpg")
     assert caught.value.reason is RejectReason.FORBIDDEN_URL
+
+
+def test_private_addresses_are_refused_by_default(
+    make_ingestor: IngestorFactory, event_log: EventLog, server: str
+) -> None:
+    before = event_log.total()
+    with pytest.raises(MediaRejectedError) as caught:
+        fetch_and_ingest(make_ingestor(), f"{server}/photo.jpg")
+    assert caught.value.reason is RejectReason.FORBIDDEN_URL
+    assert "non-public address 127.0.0.1" in caught.value.message
+    assert event_log.total() == before
