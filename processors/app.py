@@ -101,7 +101,20 @@ def build_app(kind: str, settings: Settings, runner: StageRunner | None = None) 
                     key=message.key,
                     value=message.value,
                 )
-                report = await loop.run_in_executor(executor, runner.handle, inbound)
+                try:
+                    report = await loop.run_in_executor(executor, runner.handle, inbound)
+                except Exception:
+                    # Stage errors are dead-lettered inside handle(); what escapes is a
+                    # failure to publish. Stop without acknowledging the message, so the
+                    # restarted worker reads it again from the last committed offset.
+                    log.exception(
+                        "%s@%d/%d: publishing failed; stopping the worker",
+                        message.topic,
+                        message.partition,
+                        message.offset,
+                    )
+                    os.kill(os.getpid(), signal.SIGTERM)
+                    raise
                 log.debug("%s: %s", topic_name, report)
                 reason = runner.should_recycle()
                 if reason:

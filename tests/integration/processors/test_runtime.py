@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Any
 
 import pytest
-from confluent_kafka import Message
+from confluent_kafka import Message, Producer
 
 from processors.bindings import StageBinding
 from processors.runtime import InboundMessage, StageRunner
@@ -14,6 +15,7 @@ from processors.stage import Outgoing, PermanentStageError, StageContext, derive
 from tests.factories import sample_event
 from tests.integration.processors.conftest import TopicsUnderTest
 from visionlog.blobstore import BlobStore
+from visionlog.kafka import DeliveryError, EventPublisher, producer_config
 from visionlog.schemas import get_catalog
 
 CATALOG = get_catalog()
@@ -160,3 +162,20 @@ def test_reprocessing_yields_the_same_event_ids(topics_under_test: TopicsUnderTe
     reason = runner.should_recycle()
     assert reason is not None
     assert "3 items" in reason
+
+
+@pytest.mark.timeout(120)
+def test_a_failure_to_publish_propagates_so_the_offset_is_not_committed(
+    topics_under_test: TopicsUnderTest,
+) -> None:
+    message = _upload(topics_under_test)
+    # Outputs go to a prefix whose topics do not exist (automatic creation is off).
+    missing = topics_under_test.settings.kafka.model_copy(
+        update={"topic_prefix": f"missing-{uuid.uuid4().hex[:8]}."}
+    )
+    producer = Producer(producer_config(missing, **{"message.timeout.ms": 3000}))
+    publisher = EventPublisher(missing, topics_under_test.codec, producer)
+    runner = _runner(topics_under_test, ("text", _text_output))
+    runner.publisher = publisher
+    with pytest.raises(DeliveryError, match=r"outputs"):
+        runner.handle(message)
