@@ -26,7 +26,7 @@ from visionlog.codec import AvroCodec
 from visionlog.kafka import EventPublisher, admin_client
 from visionlog.registry import HttpSchemaRegistry
 from visionlog.schemas import get_catalog
-from visionlog.settings import Settings
+from visionlog.settings import KafkaSettings, Settings
 from visionlog.topics import apply_catalogue, full_topic_name, topic_by_name
 
 
@@ -61,6 +61,31 @@ def main() -> None:
     specs = (topic_by_name("media.frames"), topic_by_name("cameras.status"))
     admin = admin_client(kafka)
     apply_catalogue(admin, kafka, specs)
+    producer: CameraSetProducer | None = None
+    try:
+        producer, wall, cpu = _run(settings, kafka, args)
+        _print_report(producer, args, wall, cpu)
+    finally:
+        # Runs even when the producer failed: the bench leaves no topics, subjects or blobs.
+        names = [full_topic_name(spec, kafka) for spec in specs]
+        for future in admin.delete_topics(names).values():
+            future.result(timeout=30)
+        registry = HttpSchemaRegistry(settings.registry)
+        for subject in registry.subjects():
+            if subject.startswith(kafka.topic_prefix):
+                registry.delete_subject(subject)
+        if producer is not None:
+            blobs = BlobStore.from_settings(settings.minio)
+            for name in producer.workers:
+                prefix = f"{producer.media_id(name)}/frames/{producer.run_id}/"
+                for stored in blobs.client.list_objects(PROCESSED, prefix=prefix, recursive=True):
+                    blobs.delete(PROCESSED, stored.object_name)
+
+
+def _run(
+    settings: Settings, kafka: KafkaSettings, args: argparse.Namespace
+) -> tuple[CameraSetProducer, float, float]:
+    """Run the cameras for `args.seconds`; returns the producer, wall and CPU seconds."""
     with tempfile.TemporaryDirectory() as tmp:
         cameras = [
             CameraConfig(
@@ -87,41 +112,35 @@ def main() -> None:
             blobs=BlobStore.from_settings(settings.minio),
         )
         stop = threading.Event()
-        threading.Timer(args.seconds, stop.set).start()
+        timer = threading.Timer(args.seconds, stop.set)
+        timer.start()
         wall_start, cpu_start = time.monotonic(), time.process_time()
-        producer.run(stop)
-        wall = time.monotonic() - wall_start
-        cpu = time.process_time() - cpu_start
-    try:
+        try:
+            producer.run(stop)
+        finally:
+            timer.cancel()
+        return producer, time.monotonic() - wall_start, time.process_time() - cpu_start
+
+
+def _print_report(
+    producer: CameraSetProducer, args: argparse.Namespace, wall: float, cpu: float
+) -> None:
+    print(
+        f"{args.cameras} cameras, {args.width}x{args.height} source at {args.source_fps} fps, "
+        f"target {args.fps} fps, {wall:.1f} s"
+    )
+    print(
+        f"{'camera':<10}{'published':>10}{'fps':>8}{'/target':>9}{'captured':>10}"
+        f"{'dropped':>9}{'errors':>8}"
+    )
+    for name, worker in producer.workers.items():
+        snap = worker.snapshot()
+        rate = snap.frames_published / wall
         print(
-            f"{args.cameras} cameras, {args.width}x{args.height} source at {args.source_fps} fps, "
-            f"target {args.fps} fps, {wall:.1f} s"
+            f"{name:<10}{snap.frames_published:>10}{rate:>8.2f}{rate / args.fps:>9.2f}"
+            f"{snap.frames_captured:>10}{snap.frames_dropped:>9}{snap.errors:>8}"
         )
-        print(
-            f"{'camera':<10}{'published':>10}{'fps':>8}{'/target':>9}{'captured':>10}"
-            f"{'dropped':>9}{'errors':>8}"
-        )
-        for name, worker in producer.workers.items():
-            snap = worker.snapshot()
-            rate = snap.frames_published / wall
-            print(
-                f"{name:<10}{snap.frames_published:>10}{rate:>8.2f}{rate / args.fps:>9.2f}"
-                f"{snap.frames_captured:>10}{snap.frames_dropped:>9}{snap.errors:>8}"
-            )
-        print(f"process CPU {cpu:.1f} s over {wall:.1f} s wall: {cpu / wall:.2f} cores")
-    finally:
-        names = [full_topic_name(spec, kafka) for spec in specs]
-        for future in admin.delete_topics(names).values():
-            future.result(timeout=30)
-        registry = HttpSchemaRegistry(settings.registry)
-        for subject in registry.subjects():
-            if subject.startswith(kafka.topic_prefix):
-                registry.delete_subject(subject)
-        blobs = BlobStore.from_settings(settings.minio)
-        for name in producer.workers:
-            prefix = f"{producer.media_id(name)}/frames/{producer.run_id}/"
-            for stored in blobs.client.list_objects(PROCESSED, prefix=prefix, recursive=True):
-                blobs.delete(PROCESSED, stored.object_name)
+    print(f"process CPU {cpu:.1f} s over {wall:.1f} s wall: {cpu / wall:.2f} cores")
 
 
 if __name__ == "__main__":

@@ -19,8 +19,8 @@ from typing import Any
 from processors.outputs.media_results import MediaResults
 from processors.outputs.stage import render_combined
 from processors.stage import Outgoing, StageContext
+from visionlog.blobstore import ARTIFACTS
 
-ARTIFACTS = "analysis-artifacts"
 _CACHED_MEDIA = 64
 # media id -> (keys already folded in, the accumulated results)
 _cache: OrderedDict[str, tuple[set[str], MediaResults]] = OrderedDict()
@@ -42,7 +42,19 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
+def _cached_results(media_id: str) -> tuple[set[str], MediaResults]:
+    """This worker's results of `media_id` so far, the least recently used media evicted."""
+    if media_id in _cache:
+        _cache.move_to_end(media_id)
+    else:
+        _cache[media_id] = (set(), MediaResults(media_id))
+        while len(_cache) > _CACHED_MEDIA:
+            _cache.popitem(last=False)
+    return _cache[media_id]
+
+
 def update_combined_report(event: dict[str, Any], ctx: StageContext) -> list[Outgoing]:
+    """Any result event -> the media item's rebuilt report.html (OutputGenerated)."""
     item = event.get("item") or {}
     if item.get("camera_id") is not None:
         return []
@@ -52,11 +64,7 @@ def update_combined_report(event: dict[str, Any], ctx: StageContext) -> list[Out
     ctx.blobs.put_bytes(
         ARTIFACTS, f"{results_prefix(media_id)}{event_id}.json", body, "application/json"
     )
-    cached = _cache.pop(media_id) if media_id in _cache else None
-    loaded, results = cached if cached is not None else (set(), MediaResults(media_id))
-    _cache[media_id] = (loaded, results)
-    while len(_cache) > _CACHED_MEDIA:
-        _cache.popitem(last=False)
+    loaded, results = _cached_results(media_id)
     for key in ctx.blobs.list_keys(ARTIFACTS, results_prefix(media_id)):
         if key not in loaded:
             results.add(json.loads(ctx.blobs.get_object_bytes(ARTIFACTS, key)))

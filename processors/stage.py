@@ -23,6 +23,8 @@ from visionlog.schemas import get_catalog
 from visionlog.settings import Settings
 
 PROCESSORS_VERSION = "0.1.0"
+# The input events that point at one image (an upload, a rendered page, a captured frame).
+_IMAGE_EVENTS = frozenset({"MediaUploaded", "PageRendered", "FrameCaptured"})
 
 
 class PermanentStageError(ValueError):
@@ -89,6 +91,35 @@ def derived_envelope(
         *identity,
     )
     return derived.as_record()
+
+
+def item_label(item: Mapping[str, Any]) -> str:
+    """The name of an item in blob keys: `original`, `page-0003` or `frame-00000042`.
+
+    One spelling for every key derived from an item (exports, anonymised copies, masked
+    text, speech), so access rules and listings can rely on it. `original` is a whole
+    uploaded image; pages are 1-based, frames 0-based, both zero-padded so that keys list
+    in document order.
+    """
+    if item.get("page_number") is not None:
+        return f"page-{int(item['page_number']):04d}"
+    if item.get("frame_index") is not None:
+        return f"frame-{int(item['frame_index']):08d}"
+    return "original"
+
+
+def image_item(event: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The ItemRef of the image an event asks to analyse, or None when there is none.
+
+    Uploads of PDFs and videos carry no image of their own: they arrive again page by page
+    (PageRendered) and frame by frame (FrameCaptured), and are analysed then.
+    """
+    event_type = event["envelope"]["event_type"]
+    if event_type not in _IMAGE_EVENTS:
+        return None
+    if event_type == "MediaUploaded" and event["media_kind"] != "IMAGE":
+        return None
+    return item_ref(event)
 
 
 def item_ref(event: Mapping[str, Any]) -> dict[str, Any]:

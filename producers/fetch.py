@@ -18,20 +18,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from email.message import Message
 from pathlib import Path, PurePosixPath
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+from typing import IO
+from urllib.parse import unquote, urlsplit
 
 import httpx
 
 from producers.errors import MediaRejectedError, RejectReason
 from producers.ingest import Ingestor, IngestResult, UploadSource
+from producers.urls import redact_url
 
 MAX_REDIRECTS = 5
 _ALLOWED_SCHEMES = ("http", "https")
-_SECRET_PARAM = re.compile(
-    r"(token|signature|sig|secret|password|passwd|pwd|api[-_]?key|key|auth|credential|"
-    r"x-amz-security-token|x-amz-credential|x-amz-signature)",
-    re.IGNORECASE,
-)
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]")
 
 
@@ -41,23 +38,6 @@ class FetchedFile:
     filename: str | None
     source_uri: str
     size: int
-
-
-def redact_url(url: str) -> str:
-    """The URL without user info and without query parameters that look like secrets."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if ":" in host:  # IPv6 literal
-        host = f"[{host}]"
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    query = urlencode(
-        [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _is_secret(k)]
-    )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
-
-
-def _is_secret(name: str) -> bool:
-    return _SECRET_PARAM.search(name) is not None
 
 
 def check_url(url: str) -> str:
@@ -71,7 +51,9 @@ def check_url(url: str) -> str:
             f"only http and https URLs can be fetched, got {shown} ({redact_url(url)})",
         )
     if not parts.hostname:
-        raise MediaRejectedError(RejectReason.FORBIDDEN_URL, f"URL {url!r} names no host")
+        raise MediaRejectedError(
+            RejectReason.FORBIDDEN_URL, f"URL {redact_url(url)!r} names no host"
+        )
     return url.strip()
 
 
@@ -183,27 +165,45 @@ def _save(
     handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 - kept open while streaming
         dir=directory, prefix="fetch-", delete=False
     )
-    size = 0
-    with handle:
-        for chunk in response.iter_bytes():
-            size += len(chunk)
-            if size > max_bytes:
-                raise MediaRejectedError(
-                    RejectReason.TOO_LARGE,
-                    f"{shown}: more than {max_bytes:,} bytes; download stopped",
-                )
-            if time.monotonic() > deadline:
-                raise MediaRejectedError(
-                    RejectReason.TIMEOUT,
-                    f"{shown}: download not finished after {timeout_s:g}s ({size:,} bytes)",
-                )
-            handle.write(chunk)
+    try:
+        with handle:
+            size = _stream_body(response, handle, shown, max_bytes, deadline, timeout_s)
+    except BaseException:
+        # A partial download is never handed on; the caller's directory keeps nothing of it.
+        Path(handle.name).unlink(missing_ok=True)
+        raise
     return FetchedFile(
         path=Path(handle.name),
         filename=filename_from(response.headers, url),
         source_uri=shown,
         size=size,
     )
+
+
+def _stream_body(
+    response: httpx.Response,
+    handle: IO[bytes],
+    shown: str,
+    max_bytes: int,
+    deadline: float,
+    timeout_s: float,
+) -> int:
+    """Write the body to `handle` within the size and time limits; returns its size."""
+    size = 0
+    for chunk in response.iter_bytes():
+        size += len(chunk)
+        if size > max_bytes:
+            raise MediaRejectedError(
+                RejectReason.TOO_LARGE,
+                f"{shown}: more than {max_bytes:,} bytes; download stopped",
+            )
+        if time.monotonic() > deadline:
+            raise MediaRejectedError(
+                RejectReason.TIMEOUT,
+                f"{shown}: download not finished after {timeout_s:g}s ({size:,} bytes)",
+            )
+        handle.write(chunk)
+    return size
 
 
 def fetch_and_ingest(

@@ -21,6 +21,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.concurrency import run_in_threadpool
 
@@ -31,6 +32,7 @@ from producers.ingest import (
     PublishFailedError,
     StorageFailedError,
     UploadSource,
+    check_labels,
     check_profile,
 )
 from visionlog.settings import get_settings
@@ -235,6 +237,8 @@ async def _receive_form(request: Request, sink: _FormSink) -> None:
         async for chunk in request.stream():
             parser.write(chunk)
         parser.finalize()
+    except MultipartParseError as exc:
+        raise _bad_request(f"the multipart body is malformed: {exc}") from exc
     finally:
         sink.close()
 
@@ -246,11 +250,12 @@ def _parse_labels(raw: str | None) -> dict[str, str]:
         labels = json.loads(raw)
     except json.JSONDecodeError as exc:
         raise _bad_request(f"labels must be a JSON object of strings: {exc}") from exc
-    if not isinstance(labels, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in labels.items()
-    ):
-        raise _bad_request("labels must be a JSON object whose values are strings")
-    return labels
+    if not isinstance(labels, dict):
+        raise _bad_request("labels must be a JSON object of strings")
+    try:
+        return check_labels(labels)
+    except (TypeError, ValueError) as exc:
+        raise _bad_request(str(exc)) from exc
 
 
 def _form_options(fields: dict[str, str]) -> tuple[str | None, dict[str, str], bool]:

@@ -503,6 +503,12 @@ class Ingestor:
     def _flush_batches(
         self, records: Iterator[tuple[str, dict[str, Any]]], published: list[str]
     ) -> None:
+        """Publish what `records` yields in batches; ids of published events go to `published`.
+
+        When producing the records fails (a page or frame that cannot be made), the records
+        made before it are published first, so they precede the failure event. When
+        publishing fails, that error propagates as is: the batch is not sent again.
+        """
         batch: list[tuple[str, dict[str, Any]]] = []
 
         def send() -> None:
@@ -510,15 +516,21 @@ class Ingestor:
             published.extend(record["envelope"]["event_id"] for _, record in batch)
             batch.clear()
 
-        try:
-            for item in records:
-                batch.append(item)
-                if len(batch) >= _BATCH:
+        iterator = iter(records)
+        while True:
+            try:
+                item = next(iterator)
+            except StopIteration:
+                break
+            except Exception:
+                if batch:
                     send()
-        finally:
-            # What succeeded before a failure is announced before the failure itself.
-            if batch:
+                raise
+            batch.append(item)
+            if len(batch) >= _BATCH:
                 send()
+        if batch:
+            send()
 
     def _render_pages(
         self,
@@ -568,7 +580,7 @@ class Ingestor:
         assert upload.path is not None
         media_id = uploaded["media_id"]
         every_n = self.limits.video_every_n_frames
-        target_fps = None if every_n else self.limits.video_sample_fps
+        target_fps = None if every_n is not None else self.limits.video_sample_fps
 
         def events() -> Iterator[tuple[str, dict[str, Any]]]:
             assert upload.path is not None

@@ -12,8 +12,9 @@ Keys (pure functions below):
 - exports: ``exports/{yyyy}/{mm}/{dd}/{export_id}/{name}``
 
 The same bytes are stored once. The index object is written with a conditional put
-(``If-None-Match: *``), so of two concurrent first uploads exactly one wins; the loser
-deletes its copy and becomes a duplicate of the winner.
+(``If-None-Match: *``, or ``If-Match`` on the ETag of a stale entry whose blob was erased),
+so of two concurrent first uploads exactly one wins; the loser deletes its copy and becomes
+a duplicate of the winner.
 """
 
 from __future__ import annotations
@@ -149,8 +150,8 @@ class OriginalStore:
     def __init__(self, blobs: BlobStore) -> None:
         self.blobs = blobs
 
-    def lookup(self, sha256: str) -> tuple[str, BlobRef] | None:
-        """The first upload of these bytes, if its blob still exists."""
+    def _read_index(self, sha256: str) -> tuple[str, BlobRef, str] | None:
+        """The index entry of a digest (first media_id, its blob, the entry's ETag), if any."""
         try:
             response = self.blobs.client.get_object(ORIGINALS, sha256_index_key(sha256))
         except S3Error as exc:
@@ -159,20 +160,36 @@ class OriginalStore:
             raise
         try:
             raw = response.read()
+            etag = str(response.headers.get("ETag", ""))
         finally:
             response.close()
             response.release_conn()
         media_id, ref = parse_index_entry(raw, sha256)
+        return media_id, ref, etag
+
+    def lookup(self, sha256: str) -> tuple[str, BlobRef] | None:
+        """The first upload of these bytes, if its blob still exists."""
+        entry = self._read_index(sha256)
+        if entry is None:
+            return None
+        media_id, ref, _ = entry
         # An erased original leaves a stale entry: the next upload stores the bytes again.
         if not self.blobs.exists(ref["bucket"], ref["key"]):
             return None
         return media_id, ref
 
-    def _claim(self, sha256: str, entry: dict[str, Any], *, replace: bool) -> bool:
-        """Write the index entry; False when another upload claimed the digest first."""
+    def _claim(self, sha256: str, entry: dict[str, Any], *, stale_etag: str | None) -> bool:
+        """Write the index entry; False when another upload claimed the digest first.
+
+        Without an entry the write succeeds only if none appeared meanwhile; a stale entry
+        is replaced only while it is still the one that was read (its ETag), so two uploads
+        replacing the same stale entry cannot both win either.
+        """
         body = json.dumps(entry, sort_keys=True).encode()
         headers: dict[str, str | list[str] | tuple[str]] = {"Content-Type": "application/json"}
-        if not replace:
+        if stale_etag:
+            headers["If-Match"] = stale_etag
+        else:
             headers["If-None-Match"] = "*"
         try:
             # The public put_object turns unknown headers into user metadata, so the
@@ -198,30 +215,39 @@ class OriginalStore:
         stored_at: datetime,
     ) -> StoredOriginal:
         """Store the bytes under `key` unless the same digest is already stored."""
-        existing = self.lookup(sha256)
-        if existing is not None:
-            return StoredOriginal(ref=existing[1], duplicate_of=existing[0])
+        if data is None and path is None:
+            raise ValueError("store() needs data or path")
+        indexed = self._read_index(sha256)
+        stale_etag: str | None = None
+        if indexed is not None:
+            first_media_id, first_ref, etag = indexed
+            if self.blobs.exists(first_ref["bucket"], first_ref["key"]):
+                return StoredOriginal(ref=first_ref, duplicate_of=first_media_id)
+            # An erased original left a stale entry: these bytes are stored again.
+            stale_etag = etag
         if data is not None:
             ref = self.blobs.put_bytes(ORIGINALS, key, data, content_type)
-        elif path is not None:
-            ref = self.blobs.put_file(ORIGINALS, key, path, content_type)
         else:
-            raise ValueError("store() needs data or path")
+            assert path is not None
+            ref = self.blobs.put_file(ORIGINALS, key, path, content_type)
         if ref["sha256"] != sha256:
             self.blobs.delete(ORIGINALS, key)
             raise OSError(f"{key}: bytes changed while storing (sha256 {ref['sha256']})")
-        entry = index_entry(media_id, ref, stored_at)
-        stale_entry_present = self._index_exists(sha256)
-        if self._claim(sha256, entry, replace=stale_entry_present):
+        try:
+            claimed = self._claim(
+                sha256, index_entry(media_id, ref, stored_at), stale_etag=stale_etag
+            )
+        except BaseException:
+            # No index entry names the blob and no event will: do not leave it behind.
+            self.blobs.delete(ORIGINALS, key)
+            raise
+        if claimed:
             return StoredOriginal(ref=ref, duplicate_of=None)
         winner = self.lookup(sha256)
         self.blobs.delete(ORIGINALS, key)
         if winner is None:
             raise OSError(f"lost the index claim for {sha256} but found no winning entry")
         return StoredOriginal(ref=winner[1], duplicate_of=winner[0])
-
-    def _index_exists(self, sha256: str) -> bool:
-        return self.blobs.exists(ORIGINALS, sha256_index_key(sha256))
 
     def release(self, media_id: str, sha256: str) -> None:
         """Drop the index entry when it names `media_id`: its upload was never published."""

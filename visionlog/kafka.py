@@ -4,7 +4,7 @@ and consumer settings for at-least-once processing with manual commits."""
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
@@ -55,6 +55,12 @@ class Delivered:
     offset: int
 
 
+@dataclass
+class _Reports:
+    errors: list[str] = field(default_factory=list)
+    delivered: list[Delivered] = field(default_factory=list)
+
+
 class EventPublisher:
     """Publishes contract events to the topic the catalogue assigns them."""
 
@@ -65,15 +71,22 @@ class EventPublisher:
         self.codec = codec
         self.producer = producer or Producer(producer_config(settings))
         self._lock = threading.Lock()
-        self._errors: list[str] = []
-        self._delivered: list[Delivered] = []
+        # Reports are kept per publishing thread: several threads may share one publisher,
+        # and each flush() must answer for the calling thread's events only.
+        self._local = threading.local()
 
-    def _on_delivery(self, error: KafkaError | None, message: Message) -> None:
+    def _reports(self) -> _Reports:
+        reports: _Reports | None = getattr(self._local, "reports", None)
+        if reports is None:
+            reports = self._local.reports = _Reports()
+        return reports
+
+    def _on_delivery(self, reports: _Reports, error: KafkaError | None, message: Message) -> None:
         with self._lock:
             if error is not None:
-                self._errors.append(f"{message.topic()}: {error.str()}")
+                reports.errors.append(f"{message.topic()}: {error.str()}")
             else:
-                self._delivered.append(
+                reports.delivered.append(
                     Delivered(
                         message.topic() or "", message.partition() or 0, message.offset() or 0
                     )
@@ -87,10 +100,15 @@ class EventPublisher:
         if not key_value:
             raise ValueError(f"{event_type} has no {spec.key_field!r} to key it by")
         value = self.codec.encode(topic, event_type, record)
+        reports = self._reports()
+
+        def on_delivery(error: KafkaError | None, message: Message) -> None:
+            self._on_delivery(reports, error, message)
+
         while True:
             try:
                 self.producer.produce(
-                    topic, key=str(key_value).encode(), value=value, on_delivery=self._on_delivery
+                    topic, key=str(key_value).encode(), value=value, on_delivery=on_delivery
                 )
                 break
             except BufferError:
@@ -102,9 +120,10 @@ class EventPublisher:
     def flush(self, timeout: float = 30.0) -> list[Delivered]:
         """Wait for every queued event's delivery report; raise if any failed."""
         remaining = self.producer.flush(timeout)
+        reports = self._reports()
         with self._lock:
-            errors, delivered = self._errors, self._delivered
-            self._errors, self._delivered = [], []
+            errors, delivered = reports.errors, reports.delivered
+            reports.errors, reports.delivered = [], []
         if remaining:
             errors.append(f"{remaining} events still unacknowledged after {timeout}s")
         if errors:

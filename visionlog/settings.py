@@ -159,7 +159,7 @@ class ProcessorSettings(BaseModel):
     # A user-supplied YOLO (v5/v8/11) ONNX or OpenVINO IR file replaces the default detector.
     yolo_model_path: Path | None = None
     yolo_class_names_path: Path | None = None
-    # Horizontal focal length in pixels of the camera, for distance estimates.
+    # Focal length of the camera in pixels (square pixels assumed), for distance estimates.
     focal_length_px: float = 1000.0
     # Anonymisation: how regions are hidden, how much margin around them, face threshold.
     redaction_method: Literal["BLUR", "PIXELATE", "FILL"] = "BLUR"

@@ -1,7 +1,7 @@
 """Anonymisation: faces and licence plates in images, personal data in text."""
 
 from processors.anonymise.boxes import Box
-from processors.anonymise.keys import item_label, redacted_image_key, redacted_text_key
+from processors.anonymise.keys import redacted_image_key, redacted_text_key
 from processors.anonymise.pii import MaskedText, PiiFinding, find_pii, mask_pii
 from processors.anonymise.redact import RedactionMethod, redact
 
@@ -11,7 +11,6 @@ __all__ = [
     "PiiFinding",
     "RedactionMethod",
     "find_pii",
-    "item_label",
     "mask_pii",
     "redact",
     "redacted_image_key",

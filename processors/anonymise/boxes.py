@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -49,10 +50,10 @@ class Box:
     def pixel_bounds(self) -> tuple[int, int, int, int]:
         """Integer x0, y0, x1, y1 covering the box (rounded outwards)."""
         return (
-            int(self.x_min),
-            int(self.y_min),
-            int(-(-self.x_max // 1)),
-            int(-(-self.y_max // 1)),
+            math.floor(self.x_min),
+            math.floor(self.y_min),
+            math.ceil(self.x_max),
+            math.ceil(self.y_max),
         )
 
     def as_record(self) -> dict[str, Any]:

@@ -9,6 +9,7 @@ precedes them. Random digit runs are therefore left alone.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -38,10 +39,8 @@ class MaskedText:
     findings: list[PiiFinding]
 
     def counts(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for finding in self.findings:
-            counts[finding.kind] = counts.get(finding.kind, 0) + 1
-        return counts
+        """Number of findings per kind."""
+        return dict(Counter(finding.kind for finding in self.findings))
 
 
 # --- e-mail ---------------------------------------------------------------------------
@@ -215,24 +214,32 @@ _BIRTH_KEYWORD = re.compile(
 _BIRTH_WINDOW = 30
 
 
-def _parsed_date(match: re.Match[str]) -> date | None:
+def _day_exists(year: int, month: int, day: int) -> bool:
+    try:
+        date(year, month, day)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_calendar_date(match: re.Match[str]) -> bool:
+    """Whether a date-shaped match names a day that exists (no 31.02.)."""
     groups = match.groupdict()
     for suffix in "1234":
         day, month, year = groups[f"d{suffix}"], groups[f"m{suffix}"], groups[f"y{suffix}"]
         if day is None:
             continue
         month_number = int(month) if month.isdigit() else _MONTHS[month.lower()]
-        year_number = int(year) + (1900 if len(year) == 2 else 0)
-        try:
-            return date(year_number, month_number, int(day))
-        except ValueError:
-            return None
-    return None
+        # A two-digit year names no century; it is a date if it exists in either
+        # (29.02.00 is 29 February 2000, although 1900 was no leap year).
+        years = [int(year)] if len(year) == 4 else [2000 + int(year), 1900 + int(year)]
+        return any(_day_exists(number, month_number, int(day)) for number in years)
+    return False
 
 
 def find_dates_of_birth(text: str) -> Iterator[PiiFinding]:
     for match in _DATE.finditer(text):
-        if _parsed_date(match) is None:
+        if not _is_calendar_date(match):
             continue
         window = text[max(0, match.start() - _BIRTH_WINDOW) : match.start()]
         # The keyword belongs to this date only if no other date sits in between.

@@ -8,7 +8,6 @@ searched.
 
 from __future__ import annotations
 
-import importlib.metadata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -18,6 +17,7 @@ import cv2.data
 import numpy as np
 
 from processors.anonymise.boxes import Box, non_max_suppression
+from processors.distributions import opencv_distribution
 
 CASCADE_FILE = "haarcascade_russian_plate_number.xml"
 # The cascade gives no score; a confirmed hit counts as this confident.
@@ -40,21 +40,13 @@ class PlateSearch:
 def plate_model_ref() -> dict[str, str | None]:
     """ModelRef of the plate search: the cascade file of the installed OpenCV wheel."""
     version = str(cv2.__version__)
-    package = "opencv-python-headless"
-    for candidate in (package, "opencv-python", "opencv-contrib-python-headless"):
-        try:
-            package_version = importlib.metadata.version(candidate)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-        package = candidate
-        break
-    else:
-        package_version = version
+    package, package_version = opencv_distribution()
     return {
         "name": "opencv-plate-cascade",
         "version": version,
         "source": f"pypi:{package}@{package_version}#{CASCADE_FILE}",
-        "licence": "BSD-3-Clause",
+        # The file carries no header of its own; it ships under OpenCV's licence.
+        "licence": "Apache-2.0",
         "runtime": f"opencv/{version}",
     }
 

@@ -18,13 +18,12 @@ from processors.stage import (
     Outgoing,
     StageContext,
     derived_envelope,
-    item_ref,
+    image_item,
 )
 
 STAGE_NAME = "anonymise"
 GENERATOR = f"processors.{STAGE_NAME}/{PROCESSORS_VERSION}"
 JPEG_QUALITY = 90
-_IMAGE_EVENTS = {"MediaUploaded", "FrameCaptured", "PageRendered"}
 
 
 @cache
@@ -46,13 +45,10 @@ def redact_media(event: dict[str, Any], ctx: StageContext) -> list[Outgoing]:
 
     The anonymised copy is stored at media-processed/{media_id}/redacted/{item}.jpg.
     """
-    event_type = event["envelope"]["event_type"]
-    if event_type not in _IMAGE_EVENTS:
-        return []
-    if event_type == "MediaUploaded" and event["media_kind"] != "IMAGE":
+    item = image_item(event)
+    if item is None:
         return []
     method, padding, threshold = _redaction_settings(ctx)
-    item = item_ref(event)
     image = ctx.load_image(item["image"])
     detector = face_detector(threshold, ctx.settings.processors.inference_threads)
     faces = detector.detect(image)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.metadata
 import re
 from dataclasses import dataclass, replace
 from functools import cache
@@ -15,6 +14,7 @@ import zxingcpp
 from processors.codes.found import FoundCode, polygon_from_array
 from processors.codes.merge import merge_codes
 from processors.codes.rectify import upright_crop
+from processors.distributions import installed_distribution, opencv_distribution
 
 OPENCV_QR = "opencv-qr"
 OPENCV_BARCODE = "opencv-barcode"
@@ -24,38 +24,19 @@ ZXING = "zxing-cpp"
 _SPECIAL_NAMES = {"UPCA": "UPC_A", "UPCE": "UPC_E", "QRCode": "QR_CODE"}
 
 
-def _distribution_version(*names: str) -> tuple[str, str]:
-    for name in names:
-        try:
-            return name, importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    raise RuntimeError(f"none of the packages {names} is installed")
-
-
-@cache
-def _opencv_package() -> tuple[str, str]:
-    return _distribution_version(
-        "opencv-python-headless",
-        "opencv-python",
-        "opencv-contrib-python-headless",
-        "opencv-contrib-python",
-    )
-
-
 @cache
 def _zxing_package() -> tuple[str, str]:
-    return _distribution_version("zxing-cpp")
+    return installed_distribution("zxing-cpp")
+
+
+def _decoder_versions() -> dict[str, str]:
+    opencv_version = str(cv2.__version__)
+    return {OPENCV_QR: opencv_version, OPENCV_BARCODE: opencv_version, ZXING: _zxing_package()[1]}
 
 
 def decoder_labels() -> list[str]:
     """The decoders run on every image, as `name/version` (the events' `decoders` field)."""
-    opencv_version = str(cv2.__version__)
-    return [
-        f"{OPENCV_QR}/{opencv_version}",
-        f"{OPENCV_BARCODE}/{opencv_version}",
-        f"{ZXING}/{_zxing_package()[1]}",
-    ]
+    return [_label(name) for name in _decoder_versions()]
 
 
 def _model_ref(
@@ -72,7 +53,7 @@ def _model_ref(
 
 def decoder_model_refs() -> list[dict[str, str | None]]:
     """ModelRef records for the decoders, for events that list the models they used."""
-    opencv_package, opencv_package_version = _opencv_package()
+    opencv_package, opencv_package_version = opencv_distribution()
     zxing_package, zxing_version = _zxing_package()
     opencv_version = str(cv2.__version__)
     return [
@@ -93,7 +74,7 @@ def symbology_name(raw: str) -> str:
 
 
 def _label(name: str) -> str:
-    return next(label for label in decoder_labels() if label.startswith(f"{name}/"))
+    return f"{name}/{_decoder_versions()[name]}"
 
 
 def decode_opencv_qr(gray: np.ndarray) -> list[FoundCode]:

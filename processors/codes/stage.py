@@ -5,26 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from processors.codes.decoders import decode_image, decoder_labels, decoder_model_refs
-from processors.stage import (
-    Outgoing,
-    StageContext,
-    derived_envelope,
-    item_ref,
-)
+from processors.stage import Outgoing, StageContext, derived_envelope, image_item
 
 STAGE_NAME = "codes"
-_IMAGE_EVENTS = {"MediaUploaded", "PageRendered", "FrameCaptured"}
 
 
 def decode_codes(event: dict[str, Any], ctx: StageContext) -> list[Outgoing]:
     """MediaUploaded (images only), PageRendered or FrameCaptured -> CodesDecoded."""
-    event_type = event["envelope"]["event_type"]
-    if event_type not in _IMAGE_EVENTS:
+    item = image_item(event)
+    if item is None:
         return []
-    # PDFs and videos are scanned page by page and frame by frame, not as uploads.
-    if event_type == "MediaUploaded" and event["media_kind"] != "IMAGE":
-        return []
-    item = item_ref(event)
     image = ctx.load_image(item["image"])
     labels = decoder_labels()
     codes = decode_image(image)

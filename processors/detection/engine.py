@@ -2,8 +2,8 @@
 
 An engine owns one compiled model and turns BGR images into `Detections` in original image
 pixels. ``detect`` serves one image on the caller's thread; ``detect_batch`` keeps several
-inference requests in flight (an ``AsyncInferQueue``) while the next images are decoded and
-preprocessed, so all cores work.
+inference requests in flight (an ``AsyncInferQueue``) while the next images are preprocessed,
+so all cores work.
 """
 
 from __future__ import annotations
@@ -141,14 +141,21 @@ class DetectorEngine(ABC):
         with self._batch_lock:
             queue = self._async_queue()
             queue.set_callback(finished)
-            for index, image in enumerate(images):
-                tensor, transform = self.preprocess(image)
-                height, width = image.shape[:2]
-                queue.start_async({0: tensor}, (index, transform, width, height))
-            queue.wait_all()
+            try:
+                for index, image in enumerate(images):
+                    tensor, transform = self.preprocess(image)
+                    height, width = image.shape[:2]
+                    queue.start_async({0: tensor}, (index, transform, width, height))
+            finally:
+                # Even when an image fails to preprocess, the requests already started must
+                # finish before the queue and its callback serve the next batch.
+                queue.wait_all()
         if errors:
             raise errors[0]
-        return [r if r is not None else Detections.empty(self.class_names) for r in results]
+        missing = [index for index, found in enumerate(results) if found is None]
+        if missing:
+            raise RuntimeError(f"no inference result for images {missing} of the batch")
+        return [found for found in results if found is not None]
 
 
 class NanoDetEngine(DetectorEngine):
@@ -198,6 +205,18 @@ def _onnx_names(path: Path) -> tuple[str, ...] | None:
     return None
 
 
+def _single_image_shape(shape: openvino.PartialShape) -> list[int]:
+    """The NCHW input shape for one image: batch 1, and sides the model leaves open (dynamic)
+    set to the default size; fixed sides are kept, the model was exported for them."""
+    defaults = (1, 3, YOLO_DEFAULT_SIZE, YOLO_DEFAULT_SIZE)
+    dims = [
+        dim.get_length() if dim.is_static else default
+        for dim, default in zip(shape, defaults, strict=True)
+    ]
+    dims[0] = 1
+    return dims
+
+
 class YoloEngine(DetectorEngine):
     """A user-supplied YOLO v5/v8/v11 model (ONNX or OpenVINO IR), letterboxed RGB 0..1."""
 
@@ -217,10 +236,11 @@ class YoloEngine(DetectorEngine):
         if len(model.inputs) != 1:
             raise YoloConfigurationError(f"YOLO model {model_path}: expected one input")
         input_shape = model.input(0).partial_shape
-        if input_shape.rank.get_length() != 4:
+        if input_shape.rank.is_dynamic or input_shape.rank.get_length() != 4:
             raise YoloConfigurationError(f"YOLO input must be NCHW, got {input_shape}")
-        if input_shape.is_dynamic:
-            model.reshape({0: [1, 3, YOLO_DEFAULT_SIZE, YOLO_DEFAULT_SIZE]})
+        single_image = _single_image_shape(input_shape)
+        if input_shape.is_dynamic or [int(d) for d in input_shape.to_shape()] != single_image:
+            model.reshape({0: single_image})
         output_shape = [int(d) for d in model.output(0).shape]
         names = self._class_names(model_path, class_names_path)
         self.layout: YoloLayout = detect_layout(output_shape, len(names) if names else None)

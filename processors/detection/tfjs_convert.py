@@ -160,6 +160,14 @@ def _fill_const(node: Any, values: np.ndarray) -> None:
         tensor.int_val.append(scalar)
 
 
+_VALUE_FIELDS = ("float_val", "double_val", "half_val", "int_val", "int64_val", "bool_val")
+
+
+def _holds_values(tensor: Any) -> bool:
+    """Whether a TensorProto carries its values inline (in the topology, not the shards)."""
+    return bool(tensor.tensor_content) or any(len(getattr(tensor, f)) for f in _VALUE_FIELDS)
+
+
 def build_graph_def(model_json: Mapping[str, Any], directory: Path) -> Any:
     """The frozen GraphDef: topology parsed from JSON, weights written into its Consts."""
     if model_json.get("format") not in (None, "graph-model"):
@@ -171,6 +179,15 @@ def build_graph_def(model_json: Mapping[str, Any], directory: Path) -> Any:
     missing = sorted(set(weights) - set(consts))
     if missing:
         raise TfjsConversionError(f"weights without a Const node: {missing[:5]}")
+    # A Const left empty would convert into a graph computing with zeros or fail deep inside
+    # OpenVINO; name it here instead.
+    unfilled = sorted(
+        name
+        for name, node in consts.items()
+        if name not in weights and not _holds_values(node.attr["value"].tensor)
+    )
+    if unfilled:
+        raise TfjsConversionError(f"Const nodes without weights: {unfilled[:5]}")
     for name, values in weights.items():
         _fill_const(consts[name], values)
     return graph

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,6 +20,9 @@ from processors.stage import (
 )
 
 STAGE_NAME = "embeddings"
+_BOX_KEYS = ("x_min", "y_min", "x_max", "y_max")
+
+log = logging.getLogger(__name__)
 
 
 def _record(
@@ -49,9 +53,6 @@ def _record(
     return Outgoing(event_type="EmbeddingComputed", record=record, key=str(source["media_id"]))
 
 
-_BOX_KEYS = ("x_min", "y_min", "x_max", "y_max")
-
-
 def _embed_image(event: dict[str, Any], ctx: StageContext) -> list[Outgoing]:
     item = item_ref(event)
     image = ctx.load_image(item["image"])
@@ -60,12 +61,21 @@ def _embed_image(event: dict[str, Any], ctx: StageContext) -> list[Outgoing]:
 
 
 def _embed_crops(event: dict[str, Any], ctx: StageContext) -> list[Outgoing]:
+    """One OBJECT_CROP embedding per detection whose box covers pixels of the image.
+
+    A box with (almost) no area inside the image (a sliver at its edge) has nothing to
+    embed; it is skipped and logged, and the other detections keep their embeddings.
+    """
     item = event["item"]
     detections = event["detections"]
     if not detections:
         return []
     image = ctx.load_image(item["image"])
     size = (int(event["image_width"]), int(event["image_height"]))
+    if size[0] <= 0 or size[1] <= 0:
+        raise PermanentStageError(
+            f"ObjectsDetected {event['envelope']['event_id']} has no image size: {size}"
+        )
     embedder = get_image_embedder()
     model = embedder.model_ref()
     outgoing = []
@@ -73,9 +83,13 @@ def _embed_crops(event: dict[str, Any], ctx: StageContext) -> list[Outgoing]:
         try:
             crop = crop_box(image, detection["box"], size)
         except ValueError as exc:
-            raise PermanentStageError(
-                f"ObjectsDetected {event['envelope']['event_id']} detection {index}: {exc}"
-            ) from exc
+            log.warning(
+                "ObjectsDetected %s detection %d not embedded: %s",
+                event["envelope"]["event_id"],
+                index,
+                exc,
+            )
+            continue
         outgoing.append(
             _record(
                 event,

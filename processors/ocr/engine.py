@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import openvino as ov
@@ -169,20 +169,33 @@ class OpenVinoOcrEngine:
         """Decode line crops; similar widths are batched together to limit padding."""
         order = sorted(range(len(crops)), key=lambda i: crops[i].shape[1] / crops[i].shape[0])
         results: list[DecodedText | None] = [None] * len(crops)
+        errors: list[Exception] = []
 
         def decode(request: ov.InferRequest, userdata: tuple[list[int], list[float]]) -> None:
             indices, used = userdata
-            output = request.get_output_tensor(0).data
-            for row, (index, fraction) in enumerate(zip(indices, used, strict=True)):
-                results[index] = ctc_greedy_decode(output[row], self.charset, fraction)
+            try:
+                output = request.get_output_tensor(0).data
+                for row, (index, fraction) in enumerate(zip(indices, used, strict=True)):
+                    results[index] = ctc_greedy_decode(output[row], self.charset, fraction)
+            except Exception as error:  # raised on the caller's thread once the queue is idle
+                errors.append(error)
 
         self._rec_queue.set_callback(decode)
-        for start in range(0, len(order), self.batch_size):
-            indices = order[start : start + self.batch_size]
-            batch, used = recogniser_batch([crops[i] for i in indices])
-            self._rec_queue.start_async({0: batch}, (indices, used))
-        self._rec_queue.wait_all()
-        return [item for item in results if item is not None]
+        try:
+            for start in range(0, len(order), self.batch_size):
+                indices = order[start : start + self.batch_size]
+                batch, used = recogniser_batch([crops[i] for i in indices])
+                self._rec_queue.start_async({0: batch}, (indices, used))
+        finally:
+            # Every started request finishes before anything is raised: the next call
+            # reuses the queue with its own callback.
+            self._rec_queue.wait_all()
+        if errors:
+            raise errors[0]
+        decoded = [item for item in results if item is not None]
+        if len(decoded) != len(crops):
+            raise RuntimeError(f"the recogniser returned {len(decoded)} of {len(crops)} lines")
+        return decoded
 
     def read_lines(self, image: Image) -> list[RecognisedLine]:
         if image.ndim != 3 or image.shape[2] != 3 or image.size == 0:
@@ -217,8 +230,3 @@ class OpenVinoOcrEngine:
         if self.turn_tall_lines and height >= 1.5 * width:
             return np.roll(quad, -1, axis=0)
         return quad
-
-
-def engine_info(engine: OcrEngine) -> dict[str, Any]:
-    """A short description of an engine, for logs and benchmarks."""
-    return {"version": engine.version, "models": [ref["name"] for ref in engine.model_refs()]}

@@ -42,7 +42,7 @@ def _item_identity(event: Mapping[str, Any]) -> str | None:
     if event_type == "PageRendered":
         return f"page-{event['page_number']}"
     if event_type == "MediaUploaded":
-        if event["media_kind"] != "IMAGE" or event.get("profile", "full") not in OCR_PROFILES:
+        if event["media_kind"] != "IMAGE" or event["profile"] not in OCR_PROFILES:
             return None  # PDFs and videos arrive again as PageRendered / FrameCaptured
         return "original"
     raise PermanentStageError(f"the OCR stage does not consume {event_type} events")

@@ -42,15 +42,15 @@ def _scale(result: Mapping[str, Any], width: int, height: int) -> tuple[float, f
 
 def _label(
     draw: ImageDraw.ImageDraw,
+    image_width: int,
     position: tuple[float, float],
     text: str,
     colour: Colour,
     font: ImageFont.FreeTypeFont | ImageFont.ImageFont,
 ) -> None:
-    """Text on a filled background above `position`, kept inside the image."""
+    """Text on a filled background above `position`, kept inside the image's width."""
     left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
     text_width, text_height = right - left, bottom - top
-    image_width = draw.im.size[0]
     x = max(0.0, min(position[0], image_width - text_width - 4))
     y = position[1] - text_height - 4
     if y < 0:
@@ -78,7 +78,7 @@ def annotate_image(image_bgr: np.ndarray, results: Sequence[Mapping[str, Any]]) 
                 colour = class_colour(str(detection["class_name"]))
                 draw.rectangle(corners, outline=colour, width=line_width)
                 caption = f"{detection['class_name']} {float(detection['confidence']):.2f}"
-                _label(draw, (corners[0], corners[1]), caption, colour, font)
+                _label(draw, width, (corners[0], corners[1]), caption, colour, font)
         elif kind == "TextRecognized":
             for block in result["blocks"]:
                 for line in block["lines"]:
@@ -92,7 +92,7 @@ def annotate_image(image_bgr: np.ndarray, results: Sequence[Mapping[str, Any]]) 
                     draw.polygon(points, outline=CODE_COLOUR, width=line_width)
                     top_left = (min(x for x, _ in points), min(y for _, y in points))
                     caption = f"{code['symbology']}: {code['text']}"
-                    _label(draw, top_left, caption[:80], CODE_COLOUR, font)
+                    _label(draw, width, top_left, caption[:80], CODE_COLOUR, font)
         else:
             raise ValueError(f"cannot annotate a {kind} event")
     return np.asarray(canvas)[:, :, ::-1].copy()

@@ -7,7 +7,8 @@ import io
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from processors.outputs.items import box_tuple, event_type, item_label
+from processors.outputs.items import box_tuple, event_type
+from processors.stage import item_label
 
 CSV_COLUMNS = (
     "media",

@@ -1,4 +1,7 @@
-"""Naming and geometry shared by the renderers: item labels, export keys, polygon bounds."""
+"""Naming and geometry shared by the renderers: item order and titles, export keys, bounds.
+
+Items are named in keys by `processors.stage.item_label`, like every other derived blob.
+"""
 
 from __future__ import annotations
 
@@ -8,19 +11,6 @@ from typing import Any
 
 Event = dict[str, Any]
 Box = tuple[float, float, float, float]
-
-ORIGINAL = "original"
-
-
-def item_label(item: Mapping[str, Any] | None) -> str:
-    """Folder name of an item under the exports layout: original, page-0003, frame-00000042."""
-    if item is None:
-        return ORIGINAL
-    if item.get("page_number") is not None:
-        return f"page-{int(item['page_number']):04d}"
-    if item.get("frame_index") is not None:
-        return f"frame-{int(item['frame_index']):08d}"
-    return ORIGINAL
 
 
 def item_sort_key(item: Mapping[str, Any] | None) -> tuple[int, int]:

@@ -9,7 +9,8 @@ from datetime import datetime
 from enum import Enum
 from typing import Any
 
-from processors.outputs.items import event_id, event_type, item_label
+from processors.outputs.items import event_id, event_type
+from processors.stage import item_label
 
 
 def _json_default(value: object) -> object:
@@ -43,7 +44,7 @@ def render_json(results: Sequence[Mapping[str, Any]]) -> bytes:
         raise ValueError("render_json needs at least one result event")
     first = results[0]
     media_ids = {str(result["media_id"]) for result in results}
-    labels = {item_label(result.get("item")) for result in results}
+    labels = {item_label(result["item"]) for result in results}
     if len(media_ids) != 1 or len(labels) != 1:
         raise ValueError(
             f"results of one item expected, got media {sorted(media_ids)} items {sorted(labels)}"
@@ -51,8 +52,8 @@ def render_json(results: Sequence[Mapping[str, Any]]) -> bytes:
     ordered = sorted(results, key=lambda result: (event_type(result), event_id(result)))
     document: dict[str, Any] = {
         "media_id": first["media_id"],
-        "item": item_label(first.get("item")),
-        "item_ref": first.get("item"),
+        "item": item_label(first["item"]),
+        "item_ref": first["item"],
         "results": [dict(result) for result in ordered],
     }
     return dumps_stable(document)

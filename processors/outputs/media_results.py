@@ -17,11 +17,11 @@ from processors.outputs.items import (
     box_tuple,
     event_id,
     event_type,
-    item_label,
     item_sort_key,
     item_title,
 )
 from processors.outputs.summaries import ITEM_RESULT_TYPES, RESULT_TYPES, Summary, summarise
+from processors.stage import item_label
 
 _STATE_VERSION = 1
 _REF_FIELDS = ("page_number", "frame_index", "frame_timestamp_ms", "camera_id")

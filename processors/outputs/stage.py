@@ -13,7 +13,7 @@ from typing import Any
 
 from processors.outputs.bundle import SOURCE_PREFIX, RenderedFile, render_event_files
 from processors.outputs.html_report import build_combined_report
-from processors.outputs.items import event_id, event_type, export_key, item_label
+from processors.outputs.items import event_id, event_type, export_key
 from processors.outputs.media_results import MediaResults
 from processors.stage import (
     PROCESSORS_VERSION,
@@ -21,6 +21,7 @@ from processors.stage import (
     PermanentStageError,
     StageContext,
     derived_envelope,
+    item_label,
 )
 from visionlog.blobstore import EXPORTS, BlobRef
 

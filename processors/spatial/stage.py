@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from processors.anonymise.keys import item_label
 from processors.spatial.geometry import PlacedObject
 from processors.spatial.scene import Scene, describe
 from processors.spatial.speech import espeak_version, speak_sentences
-from processors.stage import PROCESSORS_VERSION, Outgoing, StageContext, derived_envelope
+from processors.stage import (
+    PROCESSORS_VERSION,
+    Outgoing,
+    StageContext,
+    derived_envelope,
+    item_label,
+)
 from visionlog.blobstore import EXPORTS
 
 STAGE_NAME = "spatial"

@@ -1,4 +1,4 @@
-"""Multi-object tracking by detection, in the manner of ByteTrack.
+"""Multi-object tracking by detection, associating confident and weak detections apart.
 
 Each update predicts every track with its Kalman filter, then associates in three rounds
 with optimal (Hungarian) matching on IoU, class-aware:
@@ -146,9 +146,8 @@ class ByteTracker:
             track.confidence = float(detections.scores[detection])
             track.hits += 1
             track.missed_updates = 0
-            if track.state in (TrackState.LOST, TrackState.TRACKED) or (
-                track.hits >= self.config.confirm_hits
-            ):
+            # A tentative track is confirmed by its ``confirm_hits``-th detection.
+            if track.state is not TrackState.NEW or track.hits >= self.config.confirm_hits:
                 track.state = TrackState.TRACKED
         return [tracks[i] for i in free_tracks], [candidates[i] for i in free_dets]
 
@@ -184,18 +183,15 @@ class ByteTracker:
             tentative, detections, high, config.tentative_match_iou
         )
 
-        removed: list[Track] = []
         for track in unmatched_tracked + lost_already:
             track.state = TrackState.LOST
             track.confidence = 0.0
             track.missed_updates += 1
             if track.missed_updates > config.max_lost_updates:
                 track.state = TrackState.REMOVED
-                removed.append(track)
         for track in unmatched_tentative:
             track.state = TrackState.REMOVED
             track.confidence = 0.0
-            removed.append(track)
         for index in high:
             if scores[index] < config.new_track_score:
                 continue

@@ -46,10 +46,10 @@ from producers.cameras.sources import (
     SourceKind,
     SourceSpec,
     parse_source,
-    redact_url,
 )
 from producers.cameras.state import CameraSnapshot, CameraState
 from producers.cameras.worker import CameraWorker
+from producers.urls import redact_url
 
 __all__ = [
     "CAMERA_NAMESPACE",

@@ -27,9 +27,12 @@ class Backoff:
         self.attempt = 0
 
     def next_delay(self) -> float:
-        ceiling = min(self.maximum_s, self.initial_s * self.multiplier**self.attempt)
-        self.attempt += 1
-        return ceiling * (1 - self.jitter * self._rng.random())
+        ceiling = self.initial_s * self.multiplier**self.attempt
+        if ceiling < self.maximum_s:
+            # Growing the exponent past the maximum would overflow a float after about a
+            # thousand attempts, which a camera that keeps reconnecting reaches in hours.
+            self.attempt += 1
+        return min(ceiling, self.maximum_s) * (1 - self.jitter * self._rng.random())
 
     def reset(self) -> None:
         self.attempt = 0

@@ -11,6 +11,7 @@ import numpy as np
 
 from producers.cameras.config import CameraConfig
 from producers.cameras.sources import RawFrame
+from producers.video import encode_jpeg
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,4 @@ def encode_frame(raw: RawFrame, quality: int) -> tuple[bytes, int, int]:
         image = cv2.imdecode(np.frombuffer(raw.jpeg, np.uint8), cv2.IMREAD_COLOR)
         if image is None:
             raise ValueError(f"source sent {len(raw.jpeg)} bytes that are not a decodable JPEG")
-    ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
-    if not ok:
-        raise ValueError(f"cannot encode a {image.shape} frame as JPEG")
-    return bytes(encoded.tobytes()), int(image.shape[1]), int(image.shape[0])
+    return encode_jpeg(image, quality), int(image.shape[1]), int(image.shape[0])

@@ -6,7 +6,8 @@ from collections.abc import Iterator
 
 import httpx
 
-from producers.cameras.sources import RawFrame, SourceError, SourceSpec, redact_url
+from producers.cameras.sources import RawFrame, SourceError, SourceSpec
+from producers.urls import redact_url
 
 # Frames larger than this are not JPEG camera frames but a broken stream.
 MAX_FRAME_BYTES = 32 * 1024 * 1024

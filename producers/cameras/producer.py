@@ -12,6 +12,7 @@ from producers.cameras.config import CameraSetConfig
 from producers.cameras.identity import camera_media_id, new_run_id
 from producers.cameras.records import camera_status_record
 from producers.cameras.sink import BlobAndEventSink
+from producers.cameras.state import CameraSnapshot
 from producers.cameras.worker import CameraWorker
 from visionlog.blobstore import BlobStore
 from visionlog.codec import AvroCodec
@@ -46,7 +47,8 @@ class CameraSetProducer:
         self._tenant_id = tenant_id
         self._publisher = publisher
         self._flush_interval_s = flush_interval_s
-        self._state_changes: queue.Queue[str] = queue.Queue()
+        # Every state change with the camera's counters at that moment, in order.
+        self._state_changes: queue.Queue[tuple[str, CameraSnapshot]] = queue.Queue()
         self._reports = 0
         # camera -> (time, frames published, rate) at its last periodic report
         self._rates: dict[str, tuple[float, int, float]] = {}
@@ -60,7 +62,7 @@ class CameraSetProducer:
                 sink,
                 epoch_monotonic_s=epoch,
                 base_dir=base_dir,
-                on_state_change=lambda cam, _state: self._state_changes.put(cam.name),
+                on_state_change=lambda cam, snapshot: self._state_changes.put((cam.name, snapshot)),
             )
             for camera in camera_set.enabled
         }
@@ -103,10 +105,11 @@ class CameraSetProducer:
         next_flush = time.monotonic() + self._flush_interval_s
         while not stop.is_set():
             now = time.monotonic()
+            # Changes first: a periodic report must not overtake the changes before it.
+            self._report_changes()
             if now >= next_status:
                 self.report_all()
                 next_status = now + self.camera_set.status_interval_s
-            self._report_changes()
             if now >= next_flush:
                 self._flush(timeout=self._flush_interval_s * 5)
                 next_flush = now + self._flush_interval_s
@@ -125,18 +128,20 @@ class CameraSetProducer:
             self._report(name, periodic=True)
 
     def _report_changes(self) -> None:
-        changed: set[str] = set()
         while True:
             try:
-                changed.add(self._state_changes.get_nowait())
+                name, snapshot = self._state_changes.get_nowait()
             except queue.Empty:
-                break
-        for name in changed:
-            self._report(name)
+                return
+            self._report(name, snapshot)
 
-    def _report(self, name: str, *, periodic: bool = False) -> None:
+    def _report(
+        self, name: str, snapshot: CameraSnapshot | None = None, *, periodic: bool = False
+    ) -> None:
+        """Publish a status report: of `snapshot` (a state change) or of the camera now."""
         worker = self.workers[name]
-        snapshot = worker.snapshot()
+        if snapshot is None:
+            snapshot = worker.snapshot()
         record = camera_status_record(
             camera=worker.camera,
             media_id=self.media_id(name),

@@ -15,8 +15,8 @@ from producers.cameras.sources import (
     SourceError,
     SourceKind,
     SourceSpec,
-    redact_url,
 )
+from producers.urls import redact_url
 
 
 class OpenCvReader:

@@ -6,8 +6,8 @@ from datetime import datetime
 from typing import Any
 
 from producers.cameras.config import CameraConfig
-from producers.cameras.sources import redact_url
 from producers.cameras.state import CameraSnapshot
+from producers.urls import redact_url
 from visionlog.blobstore import BlobRef
 from visionlog.envelope import Envelope, deterministic_event_id, now_millis
 from visionlog.schemas import get_catalog

@@ -7,9 +7,11 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import numpy as np
+
+from producers.urls import redact_url
 
 
 class SourceKind(StrEnum):
@@ -50,16 +52,6 @@ def parse_source(url: str, base_dir: Path | None = None) -> SourceSpec:
     if not path.is_absolute() and base_dir is not None:
         path = base_dir / path
     return SourceSpec(SourceKind.FILE, str(path))
-
-
-def redact_url(url: str) -> str:
-    """The URL without user name and password, for logs and status events."""
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 class SourceError(IOError):

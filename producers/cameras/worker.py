@@ -33,7 +33,7 @@ class CameraWorker:
         *,
         epoch_monotonic_s: float,
         base_dir: Path | None = None,
-        on_state_change: Callable[[CameraConfig, CameraState], None] | None = None,
+        on_state_change: Callable[[CameraConfig, CameraSnapshot], None] | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.camera = camera
@@ -55,6 +55,9 @@ class CameraWorker:
         ]
 
     def start(self) -> None:
+        # CONNECTING is set here, not in the capture thread, so it is always the first
+        # state change observers see, before any frame can move the camera on.
+        self._set_state(CameraState.CONNECTING)
         for thread in self._threads:
             thread.start()
 
@@ -79,24 +82,30 @@ class CameraWorker:
 
     def snapshot(self) -> CameraSnapshot:
         with self._lock:
-            return CameraSnapshot(
-                state=self._state,
-                frames_captured=self._captured,
-                frames_published=self._published,
-                frames_dropped=self.slot.dropped,
-                reconnects=self._reconnects,
-                errors=self._errors,
-                last_error=self._last_error,
-                slot_high_water=self.slot.high_water,
-            )
+            return self._snapshot_locked()
+
+    def _snapshot_locked(self) -> CameraSnapshot:
+        return CameraSnapshot(
+            state=self._state,
+            frames_captured=self._captured,
+            frames_published=self._published,
+            frames_dropped=self.slot.dropped,
+            reconnects=self._reconnects,
+            errors=self._errors,
+            last_error=self._last_error,
+            slot_high_water=self.slot.high_water,
+        )
 
     def _set_state(self, state: CameraState) -> None:
         with self._lock:
             changed, self._state = self._state is not state, state
+            # Taken with the change, so a report of it shows this state even when the
+            # camera has moved on by the time the report is published.
+            snapshot = self._snapshot_locked()
         if changed:
             log.info("camera %s: %s", self.camera.name, state.value)
             if self._on_state_change is not None:
-                self._on_state_change(self.camera, state)
+                self._on_state_change(self.camera, snapshot)
 
     def _record_error(self, message: str) -> None:
         with self._lock:
@@ -106,7 +115,6 @@ class CameraWorker:
     # capture side
 
     def _capture_loop(self) -> None:
-        self._set_state(CameraState.CONNECTING)
         while not self._stop.is_set():
             failure = self._capture_once()
             if self._stop.is_set():

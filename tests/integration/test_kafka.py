@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections import defaultdict
@@ -118,6 +119,28 @@ def test_events_flow_in_order_per_media_item(
     )
     assert sum(max(tp.offset, 0) for tp in committed) == 15
     again.close()
+
+
+def test_threads_sharing_a_publisher_each_get_their_own_reports(
+    settings: Settings, isolated_kafka: KafkaSettings, media_topic: str
+) -> None:
+    publisher = EventPublisher(isolated_kafka, AvroCodec(HttpSchemaRegistry(settings.registry)))
+    counts = {"a": 7, "b": 13, "c": 1}
+    results: dict[str, int] = {}
+    start = threading.Barrier(len(counts))
+
+    def publish_and_flush(name: str) -> None:
+        start.wait()
+        for _ in range(counts[name]):
+            publisher.publish("MediaUploaded", sample_event(CATALOG, "MediaUploaded"))
+        results[name] = len(publisher.flush())
+
+    threads = [threading.Thread(target=publish_and_flush, args=(name,)) for name in counts]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert results == counts
 
 
 def test_malformed_message_is_named_precisely(

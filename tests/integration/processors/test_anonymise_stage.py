@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from processors.anonymise.boxes import Box, iou
+from processors.anonymise.stage import mask_text, redact_media
 from processors.stage import PermanentStageError, StageContext
 from tests.factories import sample_event
 from tests.unit.processors.test_anonymise import car_with_plate, detector, photo, sharpness
@@ -32,8 +33,6 @@ def _frame_event(ctx: StageContext, image: np.ndarray) -> dict[str, Any]:
 
 
 def test_redact_media_stores_the_copy_and_emits_media_redacted(ctx: StageContext) -> None:
-    from processors.anonymise.stage import redact_media
-
     scene = photo("zidane.jpg").copy()
     car, plate = car_with_plate(220)
     scene[200:700, 0:800] = car[:, :]
@@ -51,7 +50,7 @@ def test_redact_media_stores_the_copy_and_emits_media_redacted(ctx: StageContext
     assert iou(Box.from_record(plate_region["box"]), plate_in_scene) > 0.8
     stored = record["redacted_image"]
     assert (stored["bucket"], stored["key"]) == (
-        "media-processed", f"{event['media_id']}/redacted/frame-7.jpg",
+        "media-processed", f"{event['media_id']}/redacted/frame-00000007.jpg",
     )  # fmt: skip
     decoded = cv2.imdecode(np.frombuffer(ctx.blobs.get_bytes(stored), np.uint8), 1)
     assert decoded is not None
@@ -67,8 +66,6 @@ def test_redact_media_stores_the_copy_and_emits_media_redacted(ctx: StageContext
 
 
 def test_redact_media_rejects_a_corrupt_frame(ctx: StageContext) -> None:
-    from processors.anonymise.stage import redact_media
-
     media_id = str(uuid.uuid4())
     ref = ctx.blobs.put_bytes(ORIGINALS, f"{media_id}/x.jpg", b"not a jpeg", "image/jpeg")
     event = sample_event(get_catalog(), "FrameCaptured", media_id=media_id, image=dict(ref))
@@ -77,8 +74,6 @@ def test_redact_media_rejects_a_corrupt_frame(ctx: StageContext) -> None:
 
 
 def test_mask_text_stores_masked_text_and_emits_output(ctx: StageContext) -> None:
-    from processors.anonymise.stage import mask_text
-
     media_id = str(uuid.uuid4())
     text = "Max Mustermann, geb. 12.03.1985\nIBAN DE89 3704 0044 0532 0130 00\nRechnung 2024-17"
     item = {
@@ -99,7 +94,7 @@ def test_mask_text_stores_masked_text_and_emits_output(ctx: StageContext) -> Non
     assert record["kind"] == "REDACTED_TEXT"
     assert record["source_event_ids"] == [event["envelope"]["event_id"]]
     assert (record["output"]["bucket"], record["output"]["key"]) == (
-        "exports", f"{media_id}/redacted-text/page-2.txt",
+        "exports", f"{media_id}/redacted-text/page-0002.txt",
     )  # fmt: skip
     stored = ctx.blobs.get_bytes(record["output"]).decode("utf-8")
     assert stored == "Max Mustermann, geb. [DATE_OF_BIRTH]\nIBAN [IBAN]\nRechnung 2024-17"
@@ -107,8 +102,6 @@ def test_mask_text_stores_masked_text_and_emits_output(ctx: StageContext) -> Non
 
 
 def test_redact_media_leaves_documents_to_their_pages(ctx: StageContext) -> None:
-    from processors.anonymise.stage import redact_media
-
     media_id = str(uuid.uuid4())
     ref = ctx.blobs.put_bytes(ORIGINALS, f"{media_id}/d.pdf", b"%PDF-1.7", "application/pdf")
     pdf = sample_event(

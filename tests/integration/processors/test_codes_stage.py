@@ -1,4 +1,4 @@
-"""Codes drawn in the test (QR, EAN-13, Code128), scaled and rotated, decode to their text."""
+"""The codes stage against the real MinIO: images in, deterministic CodesDecoded out."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from processors.codes.decoders import decoder_labels
-from processors.stage import StageContext
+from processors.codes.stage import decode_codes
+from processors.stage import PermanentStageError, StageContext
 from tests.factories import sample_event
 from tests.unit.processors.test_codes import (
     canvas,
@@ -34,8 +35,6 @@ def _uploaded_image(ctx: StageContext, image: np.ndarray, **fields: Any) -> dict
 
 
 def test_stage_emits_a_valid_deterministic_codes_decoded(ctx: StageContext) -> None:
-    from processors.codes.stage import decode_codes
-
     image = canvas(900, 400)
     paste(image, render_qr("stage-qr", 6), 20, 20)
     paste(image, render_linear(code128_modules("STAGE-128"), 3, 150), 300, 120)
@@ -63,11 +62,10 @@ def test_stage_emits_a_valid_deterministic_codes_decoded(ctx: StageContext) -> N
 
 
 def test_stage_skips_pdf_uploads_and_rejects_corrupt_images(ctx: StageContext) -> None:
-    from processors.codes.stage import decode_codes
-    from processors.stage import PermanentStageError
 
     pdf_event = _uploaded_image(ctx, canvas(10, 10), media_kind="PDF")
     assert decode_codes(pdf_event, ctx) == []
+    assert decode_codes(sample_event(get_catalog(), "TextRecognized"), ctx) == []
     media_id = str(uuid.uuid4())
     ref = ctx.blobs.put_bytes(ORIGINALS, f"{media_id}/bad.jpg", b"\xff\xd8garbage", "image/jpeg")
     corrupt = sample_event(get_catalog(), "MediaUploaded", media_id=media_id, media_kind="IMAGE",

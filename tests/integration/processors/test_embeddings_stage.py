@@ -96,9 +96,19 @@ def test_each_detection_gets_a_crop_embedding(ctx: StageContext) -> None:
     crop = _photo()[400:900, 50:250]
     assert np.allclose(records[0]["vector"], get_image_embedder().embed(crop), atol=1e-6)
 
-    outside = detections_event(media_id, ref, [("cat", 0.5, (900, 0, 950, 50), None)], (810, 1080))
-    with pytest.raises(PermanentStageError, match="detection 0: box"):
-        embed(outside, ctx)
+    # A box with no pixels inside the image has nothing to embed; the others still count.
+    mixed = detections_event(
+        media_id,
+        ref,
+        [("cat", 0.5, (900, 0, 950, 50), None), ("person", 0.9, (50.0, 400.0, 250.0, 900.0), 5.0)],
+        size=(810, 1080),
+    )
+    (kept,) = _checked(embed(mixed, ctx))
+    assert kept["target_index"] == 1 and kept["class_name"] == "person"
+    assert np.allclose(kept["vector"], records[0]["vector"], atol=1e-6)
+    no_size = detections_event(media_id, ref, [("cat", 0.5, (1, 1, 9, 9), None)], size=(0, 0))
+    with pytest.raises(PermanentStageError, match="no image size"):
+        embed(no_size, ctx)
     empty = detections_event(media_id, ref, [], size=(810, 1080))
     assert embed(empty, ctx) == []
 

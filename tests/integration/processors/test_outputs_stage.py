@@ -9,6 +9,8 @@ import numpy as np
 import pypdfium2 as pdfium
 import pytest
 
+import processors.combined as combined_module
+from processors.combined import results_prefix, update_combined_report
 from processors.outputs.media_results import MediaResults
 from processors.outputs.stage import GENERATOR, render_combined, render_outputs
 from processors.stage import PermanentStageError, StageContext
@@ -21,7 +23,7 @@ from tests.processor_factories import (
     text_event,
 )
 from tests.unit.processors.test_outputs_render import WORDS, render_words
-from visionlog.blobstore import EXPORTS, ORIGINALS
+from visionlog.blobstore import ARTIFACTS, EXPORTS, ORIGINALS
 
 
 def _upload_page(ctx: StageContext, media_id: str) -> tuple[np.ndarray, dict[str, object]]:
@@ -135,3 +137,35 @@ def test_bad_inputs_are_permanent_errors(ctx: StageContext) -> None:
     event["envelope"]["event_type"] = "SceneDescribed"
     with pytest.raises(PermanentStageError, match="render_outputs handles"):
         render_outputs(event, ctx)
+
+
+def test_combined_report_converges_across_workers(ctx: StageContext) -> None:
+    media_id = new_media_id()
+    ref = item(media_id, page=1)
+    text = text_event(media_id, ref, [[[("Invoice", (1, 1, 90, 20))]]])
+    detections = detections_event(media_id, ref, [("dog", 0.7, (1, 1, 9, 9), None)], seconds=5)
+    text_id, detections_id = text["envelope"]["event_id"], detections["envelope"]["event_id"]
+
+    (first,) = update_combined_report(text, ctx)
+    assert_valid("OutputGenerated", first.record)
+    assert first.record["source_event_ids"] == [text_id]
+    stored = set(ctx.blobs.list_keys(ARTIFACTS, results_prefix(media_id)))
+    assert stored == {f"{results_prefix(media_id)}{text_id}.json"}
+
+    # Another worker (nothing cached) sees the detections: its report holds both results.
+    combined_module._cache.clear()
+    (second,) = update_combined_report(detections, ctx)
+    assert second.record["source_event_ids"] == sorted([text_id, detections_id])
+    assert second.record["output"]["key"] == f"{media_id}/report.html"
+    page = ctx.blobs.get_bytes(second.record["output"]).decode("utf-8")
+    assert "Invoice" in page and "dog" in page and "2 result event(s)" in page
+    # The same event again changes nothing.
+    (replayed,) = update_combined_report(detections, ctx)
+    assert replayed.record["output"]["sha256"] == second.record["output"]["sha256"]
+
+    camera_id = new_media_id()
+    frame = detections_event(
+        camera_id, {**item(camera_id, frame=3), "camera_id": "gate-1"}, [], seconds=1
+    )
+    assert update_combined_report(frame, ctx) == []
+    assert list(ctx.blobs.list_keys(ARTIFACTS, results_prefix(camera_id))) == []

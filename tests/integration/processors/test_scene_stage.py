@@ -1,4 +1,4 @@
-"""espeak-ng speaks the scene sentences into valid WAV files; the stage stores them."""
+"""The scene stage describes detections and, when enabled, stores the spoken sentences."""
 
 from __future__ import annotations
 
@@ -8,12 +8,15 @@ from typing import Any
 import fastavro
 import pytest
 
+from processors.spatial.speech import espeak_version
+from processors.spatial.stage import GENERATOR, describe_scene
 from processors.stage import StageContext
 from tests.factories import sample_event
 from tests.unit.processors.test_speech import wav_duration_s
-from visionlog.blobstore import ORIGINALS, BlobStore
+from visionlog.blobstore import ORIGINALS
 from visionlog.schemas import get_catalog
-from visionlog.settings import Settings
+
+FOCAL = 1000.0
 
 
 def _objects_detected(media_id: str) -> dict[str, Any]:
@@ -36,24 +39,24 @@ def _objects_detected(media_id: str) -> dict[str, Any]:
         get_catalog(), "ObjectsDetected", media_id=media_id, item=item,
         image_width=1280, image_height=720,
         detections=[
-            detection("person", (60, 367, 180, 650), 0.9),  # 283 px tall: 6 m at f=1000
+            detection("person", (60, 367, 180, 650), 0.9),  # 283 px tall: 6 m at FOCAL
             detection("person", (200, 372, 320, 650), 0.88),
             detection("bus", (500, 120, 1250, 660), 0.8),
         ],
     )  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def blobs(settings: Settings, initialised: object) -> BlobStore:
-    store = BlobStore.from_settings(settings.minio)
-    store.ensure_buckets()
-    return store
+def _with_speech(ctx: StageContext, enabled: bool) -> StageContext:
+    """The session's context with speech on or off and the focal length the boxes assume."""
+    processors = ctx.settings.processors.model_copy(
+        update={"speech_enabled": enabled, "focal_length_px": FOCAL}
+    )
+    settings = ctx.settings.model_copy(update={"processors": processors})
+    return StageContext(settings=settings, blobs=ctx.blobs)
 
 
-def test_describe_scene_stage_without_speech(blobs: BlobStore) -> None:
-    from processors.spatial.stage import describe_scene
-
-    ctx = StageContext(settings=Settings(), blobs=blobs)
+def test_describe_scene_stage_without_speech(ctx: StageContext) -> None:
+    ctx = _with_speech(ctx, enabled=False)
     event = _objects_detected(str(uuid.uuid4()))
     outgoing = describe_scene(event, ctx)
     assert [out.event_type for out in outgoing] == ["SceneDescribed"]
@@ -65,10 +68,10 @@ def test_describe_scene_stage_without_speech(blobs: BlobStore) -> None:
     assert (
         record["sentences"]["de"] == "Zwei Personen stehen links von einem Bus, etwa 6 m entfernt."
     )
-    assert record["focal_length_px"] == 1000.0
+    assert record["focal_length_px"] == FOCAL
     assert record["models"][0] == event["model"]
     assert record["models"][1]["name"] == "spatial-rules"
-    assert record["objects"][0]["distance_m"] == pytest.approx(1000 * 1.7 / 283)
+    assert record["objects"][0]["distance_m"] == pytest.approx(FOCAL * 1.7 / 283)
     assert record["objects"][2]["class_name"] == "bus"
     assert {"subject_index": 0, "predicate": "LEFT_OF", "object_index": 2} in record["relations"]
     assert record["envelope"]["causation_id"] == event["envelope"]["event_id"]
@@ -76,13 +79,8 @@ def test_describe_scene_stage_without_speech(blobs: BlobStore) -> None:
     assert again["event_id"] == record["envelope"]["event_id"]
 
 
-def test_describe_scene_stage_with_speech(blobs: BlobStore) -> None:
-    from processors.spatial.stage import describe_scene
-
-    settings = Settings()
-    # The flag is not a settings field yet; the stage reads it with getattr.
-    object.__setattr__(settings.processors, "speech_enabled", True)
-    ctx = StageContext(settings=settings, blobs=blobs)
+def test_describe_scene_stage_with_speech(ctx: StageContext) -> None:
+    ctx = _with_speech(ctx, enabled=True)
     media_id = str(uuid.uuid4())
     event = _objects_detected(media_id)
     outgoing = describe_scene(event, ctx)
@@ -100,12 +98,12 @@ def test_describe_scene_stage_with_speech(blobs: BlobStore) -> None:
         )
         assert record["kind"] == "SPEECH_AUDIO"
         assert record["source_event_ids"] == [event["envelope"]["event_id"], scene_id]
-        assert (
-            record["generator"].endswith(tuple("0123456789"))
-            and "espeak-ng/" in record["generator"]
-        )
-        assert wav_duration_s(blobs.get_bytes(record["output"])) > 1.0
+        assert record["generator"] == f"{GENERATOR} espeak-ng/{espeak_version()}"
+        assert wav_duration_s(ctx.blobs.get_bytes(record["output"])) > 1.0
         keys.append(record["output"]["key"])
-    assert keys == [f"{media_id}/speech/frame-3-de.wav", f"{media_id}/speech/frame-3-en.wav"]
+    assert keys == [
+        f"{media_id}/speech/frame-00000003-de.wav",
+        f"{media_id}/speech/frame-00000003-en.wav",
+    ]
     ids = {out.record["envelope"]["event_id"] for out in outgoing}
     assert len(ids) == 3

@@ -145,10 +145,16 @@ def blobs(settings: Settings) -> BlobStore:
 
 
 @pytest.fixture
-def upload_day() -> datetime:
-    """A far-future upload day of this test alone, so its originals' prefix is its own."""
-    day = datetime(2100, 1, 1, 12, tzinfo=UTC).toordinal() + random.randrange(36_000)
-    return datetime.fromordinal(day).replace(hour=12, tzinfo=UTC)
+def upload_day(blobs: BlobStore) -> datetime:
+    """A far-future upload day of this test alone, so its originals' prefix is its own.
+
+    The store outlives test runs, so a day is only taken when nothing is stored under it.
+    """
+    first = datetime(2100, 1, 1, 12, tzinfo=UTC).toordinal()
+    while True:
+        day = datetime.fromordinal(first + random.randrange(36_000)).replace(hour=12, tzinfo=UTC)
+        if not originals_on(blobs, day):
+            return day
 
 
 def originals_on(blobs: BlobStore, day: datetime) -> list[str]:

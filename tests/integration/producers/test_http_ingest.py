@@ -153,3 +153,23 @@ def test_malformed_requests_are_bad_requests(client: TestClient) -> None:
         "/ingest", files={"file": ("a.png", samples.png())}, data={"labels": "[1, 2]"}
     )
     assert bad_labels.status_code == 400
+    assert "JSON object" in bad_labels.json()["detail"]
+    # The ingest library refuses blank keys: the endpoint must answer 400, not fail with 500.
+    blank_key = client.post(
+        "/ingest", files={"file": ("a.png", samples.png())}, data={"labels": '{" ": "x"}'}
+    )
+    assert blank_key.status_code == 400
+    assert "label keys must be non-empty" in blank_key.json()["detail"]
+    number_value = client.post(
+        "/ingest", files={"file": ("a.png", samples.png())}, data={"labels": '{"case": 7}'}
+    )
+    assert number_value.status_code == 400
+    assert "'case' must have a string value" in number_value.json()["detail"]
+    broken_body = client.post(
+        "/ingest",
+        content=b"this is not multipart framing",
+        headers={"content-type": "multipart/form-data; boundary=xyz"},
+    )
+    assert broken_body.status_code == 400
+    assert broken_body.headers["content-type"] == "application/problem+json"
+    assert "multipart body is malformed" in broken_body.json()["detail"]

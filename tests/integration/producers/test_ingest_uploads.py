@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from producers.ingest import PRODUCER, Ingestor, UploadSource
 from producers.media_types import MediaKind
-from producers.storage import OriginalStore, frame_key, page_key, read_json, sha256_index_key
+from producers.storage import (
+    OriginalStore,
+    StoredOriginal,
+    frame_key,
+    original_key,
+    page_key,
+    read_json,
+    sha256_index_key,
+)
 from tests.integration.producers import samples
 from tests.integration.producers.conftest import EventLog, IngestorFactory, originals_on
 from visionlog.blobstore import ORIGINALS, PROCESSED, BlobStore
@@ -77,6 +90,48 @@ def test_erased_original_is_stored_again(
     assert again.duplicate_of is None
     assert again.original["key"] != first.original["key"]
     assert OriginalStore(blobs).lookup(first.original["sha256"]) == (again.media_id, again.original)
+
+
+@pytest.mark.parametrize("stale_entry", [False, True], ids=["no-entry", "stale-entry"])
+def test_concurrent_first_stores_of_the_same_bytes_keep_one_copy(
+    blobs: BlobStore, upload_day: datetime, stale_entry: bool
+) -> None:
+    data = samples.png()
+    sha256 = hashlib.sha256(data).hexdigest()
+    store = OriginalStore(blobs)
+
+    def store_as(media_id: str) -> StoredOriginal:
+        return store.store(
+            media_id,
+            sha256=sha256,
+            key=original_key(media_id, "png", upload_day),
+            content_type="image/png",
+            data=data,
+            stored_at=upload_day,
+        )
+
+    if stale_entry:
+        erased = store_as(str(uuid.uuid4()))
+        blobs.delete(ORIGINALS, erased.ref["key"])
+    media_ids = [str(uuid.uuid4()) for _ in range(6)]
+    barrier = threading.Barrier(len(media_ids))
+
+    def race(media_id: str) -> StoredOriginal:
+        barrier.wait(timeout=10)
+        return store_as(media_id)
+
+    with ThreadPoolExecutor(len(media_ids)) as pool:
+        results = dict(zip(media_ids, pool.map(race, media_ids), strict=True))
+    winners = [media_id for media_id, stored in results.items() if stored.newly_stored]
+    assert len(winners) == 1, winners
+    winner = results[winners[0]]
+    assert winner.ref["key"] == original_key(winners[0], "png", upload_day)
+    for media_id, stored in results.items():
+        if media_id != winners[0]:
+            assert (stored.duplicate_of, stored.ref) == (winners[0], winner.ref)
+    # The losers removed their copies: one blob holds the bytes, and the index names it.
+    assert originals_on(blobs, upload_day) == [winner.ref["key"]]
+    assert store.lookup(sha256) == (winners[0], winner.ref)
 
 
 def test_multi_page_tiff_reports_its_pages(ingestor: Ingestor, event_log: EventLog) -> None:

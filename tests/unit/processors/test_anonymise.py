@@ -12,7 +12,7 @@ import pytest
 from processors.anonymise.boxes import Box, iou, non_max_suppression
 from processors.anonymise.centerface import network_size
 from processors.anonymise.faces import FaceDetector
-from processors.anonymise.keys import item_label, redacted_image_key, redacted_text_key
+from processors.anonymise.keys import redacted_image_key, redacted_text_key
 from processors.anonymise.plates import detect_plates
 from processors.anonymise.redact import redact
 from processors.modelstore import load
@@ -175,11 +175,16 @@ def test_non_max_suppression_keeps_best_of_overlaps() -> None:
     assert non_max_suppression(boxes, 0.3) == [boxes[1], boxes[2]]
 
 
-def test_blob_keys_are_predictable() -> None:
+def test_blob_keys_use_the_shared_item_label() -> None:
     media_id = "3f1c"
     image: dict[str, Any] = {"media_id": media_id, "page_number": None, "frame_index": None}
     page = {**image, "page_number": 3}
     frame = {**image, "frame_index": 120}
-    assert [item_label(item) for item in (image, page, frame)] == ["image", "page-3", "frame-120"]
-    assert redacted_image_key(frame) == ("media-processed", "3f1c/redacted/frame-120.jpg")
-    assert redacted_text_key(page) == ("exports", "3f1c/redacted-text/page-3.txt")
+    assert redacted_image_key(image) == ("media-processed", "3f1c/redacted/original.jpg")
+    assert redacted_image_key(frame) == ("media-processed", "3f1c/redacted/frame-00000120.jpg")
+    assert redacted_text_key(page) == ("exports", "3f1c/redacted-text/page-0003.txt")
+
+
+def test_pixel_bounds_round_outwards() -> None:
+    assert Box(1.2, 2.7, 3.1, 4.0).pixel_bounds() == (1, 2, 4, 4)
+    assert Box(0.0, 0.0, 10.0, 10.0).pixel_bounds() == (0, 0, 10, 10)

@@ -97,6 +97,19 @@ def test_zidane_photo_finds_two_people(engine: NanoDetEngine) -> None:
 def test_batch_matches_single_images_and_blank_images_are_empty(engine: NanoDetEngine) -> None:
     images = [photo("bus.jpg"), np.full((240, 320, 3), 127, np.uint8), photo("zidane.jpg")]
     batch = engine.detect_batch(images, 0.35)
-    assert [len(d) for d in batch] == [len(engine.detect(image, 0.35)) for image in images]
+    assert len(batch) == len(images)
     assert len(batch[1]) == 0
-    np.testing.assert_allclose(batch[2].boxes, engine.detect(images[2], 0.35).boxes, atol=0.5)
+    for image, found in zip(images, batch, strict=True):
+        single = engine.detect(image, 0.35)
+        assert found.labels() == single.labels()
+        np.testing.assert_allclose(found.boxes, single.boxes, atol=0.5)
+        np.testing.assert_allclose(found.scores, single.scores, atol=1e-3)
+
+
+def test_a_bad_image_fails_the_batch_and_the_engine_stays_usable(engine: NanoDetEngine) -> None:
+    bus = photo("bus.jpg")
+    grey = np.zeros((240, 320), np.uint8)
+    with pytest.raises(ValueError, match="BGR uint8"):
+        engine.detect_batch([bus, bus, grey], 0.35)
+    [again] = engine.detect_batch([bus], 0.35)
+    assert again.labels() == engine.detect(bus, 0.35).labels()

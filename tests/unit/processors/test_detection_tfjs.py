@@ -146,3 +146,17 @@ def test_weights_without_const_node_are_reported(tmp_path: Path) -> None:
     graph_json.write_text(json.dumps(model))
     with pytest.raises(TfjsConversionError, match="without a Const node"):
         convert_tfjs_graph(graph_json, tmp_path / "out.xml")
+
+
+def test_const_nodes_without_weights_are_reported(tmp_path: Path) -> None:
+    graph_json = write_model(tmp_path, np.ones((1, 1, 2, 3)), np.ones(3))
+    model = json.loads(graph_json.read_text())
+    # Drop the bias from the manifest and its 3 float32 values after the float16 kernel.
+    del model["weightsManifest"][0]["weights"][1]
+    graph_json.write_text(json.dumps(model))
+    shard = tmp_path / "tiny.bin"
+    data = shard.read_bytes()
+    kernel_bytes = 6 * 2
+    shard.write_bytes(data[:kernel_bytes] + data[kernel_bytes + 3 * 4 :])
+    with pytest.raises(TfjsConversionError, match=r"Const nodes without weights: \['bias'\]"):
+        convert_tfjs_graph(graph_json, tmp_path / "out.xml")

@@ -18,10 +18,12 @@ from processors.outputs.annotate import (
     class_colour,
     make_thumbnail,
 )
-from processors.outputs.items import export_key, item_label
+from processors.outputs.items import export_key
 from processors.outputs.json_export import render_json
 from processors.outputs.searchable_pdf import render_searchable_pdf
 from processors.outputs.text_export import render_plain_text
+from processors.outputs.views import analysed_view
+from processors.stage import item_label
 from tests.processor_factories import (
     Box,
     codes_event,
@@ -61,6 +63,9 @@ def test_item_labels_follow_the_exports_layout() -> None:
     assert item_label(item(media_id)) == "original"
     assert item_label(item(media_id, page=3)) == "page-0003"
     assert item_label(item(media_id, frame=42)) == "frame-00000042"
+    # Zero-padded, so listing the keys gives document order.
+    labels = [item_label(item(media_id, page=number)) for number in (10, 2, 1)]
+    assert sorted(labels) == ["page-0001", "page-0002", "page-0010"]
     assert export_key("m", "page-0003", "ocr", "txt") == "m/page-0003/ocr.txt"
 
 
@@ -166,9 +171,7 @@ def test_thumbnail_is_a_small_jpeg_with_the_aspect_ratio_kept() -> None:
     assert small.shape[:2] == (50, 80)
 
 
-def _pdf_words(
-    data: bytes, dpi: float
-) -> tuple[pdfium.PdfDocument, pdfium.PdfTextPage, float, float]:
+def _pdf_words(data: bytes) -> tuple[pdfium.PdfDocument, pdfium.PdfTextPage, float, float]:
     document = pdfium.PdfDocument(data)
     page = document[0]
     return document, page.get_textpage(), page.get_width(), page.get_height()
@@ -181,7 +184,7 @@ def test_searchable_pdf_places_invisible_words_over_their_image_boxes() -> None:
     dpi = 150.0
     data = render_searchable_pdf(image, event, dpi=dpi)
     assert data == render_searchable_pdf(image, event, dpi=dpi)  # deterministic bytes
-    document, text_page, width, height = _pdf_words(data, dpi)
+    document, text_page, width, height = _pdf_words(data)
     scale = 72.0 / dpi
     assert width == pytest.approx(900 * scale) and height == pytest.approx(420 * scale)
     full = " ".join(text_page.get_text_range().split())
@@ -215,14 +218,15 @@ def test_searchable_pdf_undoes_the_ocr_orientation() -> None:
     stored = cv2.rotate(upright, cv2.ROTATE_180)  # the stored page is upside down
     media_id = new_media_id()
     event = text_event(media_id, item(media_id), [placed], size=(600, 200), orientation=180)
-    from processors.outputs.views import analysed_view
-
     view = analysed_view(stored, event)
     assert np.array_equal(view, upright)
     data = render_searchable_pdf(view, event, dpi=72.0)
-    _, text_page, _, height = _pdf_words(data, 72.0)
+    _, text_page, _, height = _pdf_words(data)
     _, (x_min, y_min, x_max, y_max) = placed[0][0]
-    assert text_page.get_text_bounded(x_min - 1, height - y_max - 1, x_max + 1, height - y_min + 1)
+    inside = text_page.get_text_bounded(
+        x_min - 1, height - y_max - 1, x_max + 1, height - y_min + 1
+    )
+    assert inside.strip() == "Rotated"
     assert " ".join(text_page.get_text_range().split()) == "Rotated page"
 
 

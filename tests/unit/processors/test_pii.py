@@ -47,6 +47,7 @@ POSITIVES = [
     ("geboren am 12.03.1985 in Köln", DATE_OF_BIRTH, "12.03.1985"),
     ("Geb. 1. März 1990", DATE_OF_BIRTH, "1. März 1990"),
     ("Geburtsdatum: 03.07.62", DATE_OF_BIRTH, "03.07.62"),
+    ("geb. 29.02.00", DATE_OF_BIRTH, "29.02.00"),  # 2000 was a leap year, 1900 was not
     ("DOB: 1985-03-12", DATE_OF_BIRTH, "1985-03-12"),
     ("She was born on March 12, 1985.", DATE_OF_BIRTH, "March 12, 1985"),
     ("Date of birth 12/03/1985", DATE_OF_BIRTH, "12/03/1985"),
@@ -85,6 +86,7 @@ NEGATIVES = [
     "Termin am 12.03.2024 um 10 Uhr",
     "born in Berlin in 1985",
     "geboren am 31.02.1985",  # no such date
+    "geboren am 29.02.01",  # no 29 February in 1901 or 2001
     "Ausstellungsdatum 01.02.2020, gültig bis 01.02.2030",
     "10115 Berlin, PLZ 01067 Dresden",
     "Rechnung Nr. 2024-001 über 1.234,56 EUR",

@@ -1,4 +1,4 @@
-"""espeak-ng speaks the scene sentences into valid WAV files; the stage stores them."""
+"""espeak-ng speaks the scene sentences into valid WAV files that grow with the text."""
 
 from __future__ import annotations
 

@@ -9,6 +9,7 @@ import pytest
 from fastavro.validation import validate
 
 from processors.stage import PermanentStageError, StageContext
+from processors.tracking import stage as tracking_stage
 from processors.tracking.stage import reset_streams, update_tracks
 from processors.tracking.tracker import TRACKER_NAME
 from tests.factories import sample_event
@@ -106,6 +107,23 @@ def test_replay_from_an_earlier_frame_restarts_the_stream(ctx: StageContext) -> 
     [out] = update_tracks(detected_event("stream-a", 0, [detection(100)]), ctx)
     [track] = out.record["tracks"]
     assert track["track_id"] == 1 and track["state"] == "NEW" and track["hits"] == 1
+
+
+def test_least_recently_used_stream_is_evicted_and_restarts_fresh(
+    ctx: StageContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tracking_stage, "MAX_STREAMS", 2)
+    for frame in range(2):
+        update_tracks(detected_event("stream-a", frame, [detection(100)]), ctx)
+    update_tracks(detected_event("stream-b", 0, [detection(100)]), ctx)
+    # stream-b was used more recently than stream-a, so stream-c evicts stream-a.
+    update_tracks(detected_event("stream-c", 0, [detection(100)]), ctx)
+    [out] = update_tracks(detected_event("stream-a", 2, [detection(100)]), ctx)
+    [track] = out.record["tracks"]
+    # A fresh tracker: a new track whose id encodes the frame it restarted at.
+    assert track["track_id"] == 2_000_001 and track["state"] == "NEW" and track["hits"] == 1
+    [out] = update_tracks(detected_event("stream-c", 1, [detection(100)]), ctx)
+    assert out.record["tracks"][0]["track_id"] == 1  # the recently used stream was kept
 
 
 def test_stills_are_skipped_and_other_events_rejected(ctx: StageContext) -> None:

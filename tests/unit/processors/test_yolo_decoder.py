@@ -32,10 +32,12 @@ def yolo_graph(
     score_index: tuple[int, int],
     input_size: int | None,
     metadata: dict[str, str] | None = None,
+    dynamic_batch: bool = False,
 ) -> Path:
     """ONNX model: output = candidates + mean(image) at ``score_index`` (2-D position)."""
     side: int | str = input_size if input_size is not None else "size"
-    images = helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, side, side])
+    batch: int | str = "batch" if dynamic_batch else 1
+    images = helper.make_tensor_value_info("images", TensorProto.FLOAT, [batch, 3, side, side])
     output = helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, *candidates.shape])
     mask = np.zeros((1, *candidates.shape), np.float32)
     mask[(0, *score_index)] = 1.0
@@ -167,6 +169,17 @@ def test_v5_dynamic_onnx_with_names_metadata(tmp_path: Path) -> None:
     found = engine.detect(np.full((640, 640, 3), 255, np.uint8), 0.3)
     assert found.labels() == ["cat", "dog"]
     np.testing.assert_allclose(found.boxes[0], [288, 304, 352, 336], atol=1e-3)
+
+
+def test_dynamic_batch_keeps_the_exported_input_size(tmp_path: Path, names_file: Path) -> None:
+    model_path = yolo_graph(
+        tmp_path / "tiny-v8.onnx", V8_CANDIDATES, (DOG_ROW, 0), 320, dynamic_batch=True
+    )
+    engine = YoloEngine(model_path, names_file, threads=1)
+    # Only the batch is open: the model still sees 320 x 320, so boxes scale by 640 / 320.
+    assert (engine.input_width, engine.input_height) == (320, 320)
+    cat = engine.detect(np.zeros((640, 640, 3), np.uint8), 0.25).filter(classes=["cat"])
+    np.testing.assert_allclose(cat.boxes[0], [2 * 80, 2 * 140, 2 * 120, 2 * 180], atol=1e-3)
 
 
 def test_openvino_ir_with_json_names(tmp_path: Path) -> None:

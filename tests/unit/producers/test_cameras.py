@@ -117,6 +117,13 @@ def test_credentials_are_removed_from_urls() -> None:
         redact_url("rtsp://admin:hunter2@10.0.0.5:554/live?ch=1") == "rtsp://10.0.0.5:554/live?ch=1"
     )
     assert redact_url("http://cam.local/video") == "http://cam.local/video"
+    # MJPEG cameras often take their credentials in the query; IPv6 hosts keep brackets.
+    assert (
+        redact_url("http://[fd00::7]:8080/mjpg?user=a&pwd=b&res=hd")
+        == "http://[fd00::7]:8080/mjpg?user=a&res=hd"
+    )
+    assert redact_url("device:0") == "device:0"
+    assert redact_url("/srv/clips/loop.avi") == "/srv/clips/loop.avi"
 
 
 def test_camera_media_id_is_stable_per_tenant_and_name() -> None:
@@ -184,6 +191,14 @@ def test_backoff_grows_exponentially_with_bounded_jitter() -> None:
     assert len(set(delays)) == len(delays)  # jittered, not fixed
     backoff.reset()
     assert backoff.next_delay() <= 0.5
+
+
+def test_backoff_stays_at_its_maximum_however_long_the_source_is_down() -> None:
+    backoff = Backoff(0.5, 30.0, jitter=0.0)
+    # 2.0 ** 1100 overflows a float: thousands of reconnects must not crash the capture loop.
+    delays = [backoff.next_delay() for _ in range(5000)]
+    assert delays[:7] == [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0]
+    assert set(delays[6:]) == {30.0}
 
 
 # MJPEG parsing
@@ -331,7 +346,7 @@ def test_worker_loops_a_file_and_drops_frames_a_slow_sink_cannot_take(tmp_path: 
         CameraSetConfig(cameras=[camera]),
         slow_sink,
         epoch_monotonic_s=time.monotonic(),
-        on_state_change=lambda _c, state: states.append(state),
+        on_state_change=lambda _c, snapshot: states.append(snapshot.state),
     )
     worker.start()
     time.sleep(1.5)
@@ -362,7 +377,7 @@ def test_worker_reconnects_with_backoff_when_the_source_is_missing(tmp_path: Pat
         camera_set,
         lambda _c, _f: None,
         epoch_monotonic_s=time.monotonic(),
-        on_state_change=lambda _c, state: states.append(state),
+        on_state_change=lambda _c, snapshot: states.append(snapshot.state),
     )
     worker.start()
     deadline = time.monotonic() + 5

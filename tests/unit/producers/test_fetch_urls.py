@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from producers.errors import MediaRejectedError, RejectReason
-from producers.fetch import check_url, filename_from, redact_url
+from producers.fetch import check_url, filename_from
+from producers.urls import redact_url
 
 
 @pytest.mark.parametrize(
@@ -22,14 +23,20 @@ def test_only_http_and_https_may_be_fetched(url: str) -> None:
 def test_url_without_scheme_or_host_is_forbidden() -> None:
     with pytest.raises(MediaRejectedError, match="no scheme"):
         check_url("example.org/a.jpg")
-    with pytest.raises(MediaRejectedError, match="names no host"):
-        check_url("https:///a.jpg")
+    with pytest.raises(MediaRejectedError, match="names no host") as caught:
+        check_url("https://:secret@/a.jpg?token=t0k")
+    assert "secret" not in str(caught.value) and "t0k" not in str(caught.value)
 
 
 def test_credentials_are_removed_from_the_recorded_url() -> None:
     url = "https://alice:pa55@cdn.example.org:8443/img/a.jpg?size=big&token=abc&X-Amz-Signature=f"
     assert redact_url(url) == "https://cdn.example.org:8443/img/a.jpg?size=big"
     assert redact_url("http://[::1]:8080/x.png?api_key=1") == "http://[::1]:8080/x.png"
+    # Kept parameters stay as written; the fragment never reaches the server and is dropped.
+    assert (
+        redact_url("https://h/a.jpg?q=a+b&Sig=1&n=%2F#access_token=x")
+        == "https://h/a.jpg?q=a+b&n=%2F"
+    )
 
 
 def test_filename_comes_from_content_disposition_then_the_path() -> None:
