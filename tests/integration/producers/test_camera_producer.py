@@ -25,6 +25,7 @@ from producers.cameras import (
     camera_media_id,
 )
 from stack.initialise import InitReport
+from tests.numbered_frames import NumberedFrames
 from visionlog.blobstore import PROCESSED, BlobStore
 from visionlog.codec import AvroCodec
 from visionlog.kafka import EventPublisher, admin_client, consumer_config
@@ -33,25 +34,10 @@ from visionlog.schemas import get_catalog
 from visionlog.settings import KafkaSettings, Settings
 from visionlog.topics import apply_catalogue, full_topic_name, topic_by_name
 
-WIDTH, HEIGHT, BITS = 192, 96, 12
-CELL = WIDTH // BITS
-
-
-def numbered_frame(number: int) -> np.ndarray:
-    """Frame number in binary cells (read back after JPEG) and as text (for eyes)."""
-    image = np.zeros((HEIGHT, WIDTH, 3), np.uint8)
-    for bit in range(BITS):
-        if number >> bit & 1:
-            image[:32, bit * CELL : (bit + 1) * CELL] = 255
-    cv2.putText(image, str(number), (8, 84), cv2.FONT_HERSHEY_SIMPLEX, 1.3, (0, 200, 255), 2)
-    return image
-
-
-def number_in(jpeg: bytes) -> int:
-    image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_GRAYSCALE)
-    assert image is not None
-    cells = [image[4:28, b * CELL + 3 : (b + 1) * CELL - 3].mean() for b in range(BITS)]
-    return sum(1 << bit for bit, value in enumerate(cells) if value > 128)
+WIDTH, HEIGHT = 192, 96
+FRAMES = NumberedFrames(WIDTH, HEIGHT, bits=12)
+numbered_frame = FRAMES.frame
+number_in = FRAMES.number_in
 
 
 class MjpegServer:

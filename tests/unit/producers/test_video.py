@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import cv2
-import numpy as np
 import pytest
 
 from producers.errors import MediaRejectedError, RejectReason
@@ -16,27 +15,12 @@ from producers.video import (
     probe_video,
     sample_frames,
 )
+from tests.numbered_frames import NumberedFrames
 
 WIDTH, HEIGHT = 160, 96
-BITS = 8
-CELL = WIDTH // BITS
-
-
-def frame_with_number(number: int) -> np.ndarray:
-    """A frame whose number is readable by eye (text) and by the test (binary cells)."""
-    image = np.zeros((HEIGHT, WIDTH, 3), np.uint8)
-    for bit in range(BITS):
-        if number >> bit & 1:
-            image[:32, bit * CELL : (bit + 1) * CELL] = 255
-    cv2.putText(image, str(number), (8, 84), cv2.FONT_HERSHEY_SIMPLEX, 1.4, (0, 255, 255), 2)
-    return image
-
-
-def number_in(jpeg: bytes) -> int:
-    image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_GRAYSCALE)
-    assert image is not None
-    cells = [image[4:28, bit * CELL + 4 : (bit + 1) * CELL - 4].mean() for bit in range(BITS)]
-    return sum(1 << bit for bit, value in enumerate(cells) if value > 128)
+FRAMES = NumberedFrames(WIDTH, HEIGHT, bits=8)
+frame_with_number = FRAMES.frame
+number_in = FRAMES.number_in
 
 
 def write_video(path: Path, fourcc: str, frames: int, fps: float) -> Path:
