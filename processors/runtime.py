@@ -31,7 +31,7 @@ from processors.bindings import StageBinding
 from processors.stage import PROCESSORS_VERSION, Outgoing, PermanentStageError, Stage, StageContext
 from producers.errors import MediaRejectedError
 from visionlog.codec import AvroCodec, EventEncodingError, MalformedEventError
-from visionlog.envelope import Envelope, deterministic_event_id
+from visionlog.envelope import Envelope, deterministic_event_id, envelope_caused_by
 from visionlog.kafka import EventPublisher
 from visionlog.schemas import get_catalog
 from visionlog.settings import Settings
@@ -82,28 +82,26 @@ def failure_record(
     """The ProcessingFailed record for a stage (or decode) failure of one message."""
     identity = (message.topic, message.partition, message.offset, failure.stage)
     producer = f"processors.{worker}/{PROCESSORS_VERSION}"
-    version = get_catalog().event("ProcessingFailed").version
     if source is not None and "envelope" in source:
-        parent = Envelope.from_record(dict(source["envelope"]))
-        envelope = parent.derive("ProcessingFailed", version, producer, *identity)
-        media_id = source.get("media_id") or parent.correlation_id
+        envelope = envelope_caused_by(source, "ProcessingFailed", producer, *identity)
+        media_id = source.get("media_id") or envelope["correlation_id"]
     else:
         key_text = message.key.decode("utf-8", "replace") if message.key else None
         envelope = Envelope(
             event_type="ProcessingFailed",
-            schema_version=version,
+            schema_version=get_catalog().event("ProcessingFailed").version,
             producer=producer,
             correlation_id=key_text or f"{message.topic}/{message.partition}/{message.offset}",
             tenant_id="unknown",
             event_id=deterministic_event_id("ProcessingFailed", *identity),
-        )
+        ).as_record()
         media_id = key_text
     trace = "".join(traceback.format_exception(failure.error))[-_TRACEBACK_LIMIT:]
     image = None
     if source is not None:
         image = source.get("image") or source.get("original")
     return {
-        "envelope": envelope.as_record(),
+        "envelope": envelope,
         "media_id": media_id,
         "processor": producer,
         "processor_version": PROCESSORS_VERSION,

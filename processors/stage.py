@@ -18,8 +18,7 @@ import cv2
 import numpy as np
 
 from visionlog.blobstore import BlobRef, BlobStore
-from visionlog.envelope import Envelope
-from visionlog.schemas import get_catalog
+from visionlog.envelope import envelope_caused_by
 from visionlog.settings import Settings
 
 PROCESSORS_VERSION = "0.1.0"
@@ -71,26 +70,16 @@ class StageContext:
 Stage = Callable[[dict[str, Any], StageContext], list[Outgoing]]
 
 
-def schema_version(event_type: str) -> int:
-    return get_catalog().event(event_type).version
-
-
 def derived_envelope(
     source: Mapping[str, Any], event_type: str, stage: str, *identity: object
 ) -> dict[str, Any]:
-    """Envelope for an event derived from `source`, with a deterministic id.
+    """Envelope for an event a stage derived from `source`, with a deterministic id.
 
     The identity parts (e.g. model version, page number) make the id unique per output
     while the same input and model always give the same id, so replays deduplicate.
     """
-    parent = Envelope.from_record(dict(source["envelope"]))
-    derived = parent.derive(
-        event_type,
-        schema_version(event_type),
-        f"processors.{stage}/{PROCESSORS_VERSION}",
-        *identity,
-    )
-    return derived.as_record()
+    producer = f"processors.{stage}/{PROCESSORS_VERSION}"
+    return envelope_caused_by(source, event_type, producer, *identity)
 
 
 def item_label(item: Mapping[str, Any]) -> str:

@@ -57,7 +57,7 @@ from producers.media_types import MediaKind, MediaType
 from producers.storage import OriginalStore, StoredOriginal, frame_key, original_key, page_key
 from visionlog.blobstore import BlobRef, BlobStore
 from visionlog.codec import AvroCodec
-from visionlog.envelope import Envelope, now_millis
+from visionlog.envelope import Envelope, envelope_caused_by, now_millis
 from visionlog.kafka import Delivered, DeliveryError, EventPublisher
 from visionlog.registry import HttpSchemaRegistry, RegistryError
 from visionlog.schemas import get_catalog
@@ -491,15 +491,6 @@ class Ingestor:
             }
         )
 
-    def _derived_envelope(
-        self, uploaded: dict[str, Any], event_type: str, *identity: object
-    ) -> dict[str, Any]:
-        # Same deterministic scheme as processors' derived events, stamped with this
-        # producer's name and version.
-        parent = Envelope.from_record(dict(uploaded["envelope"]))
-        version = get_catalog().event(event_type).version
-        return parent.derive(event_type, version, PRODUCER, *identity).as_record()
-
     def _flush_batches(
         self, records: Iterator[tuple[str, dict[str, Any]]], published: list[str]
     ) -> None:
@@ -557,8 +548,8 @@ class Ingestor:
                 yield (
                     "PageRendered",
                     {
-                        "envelope": self._derived_envelope(
-                            uploaded, "PageRendered", "page", page.page_number
+                        "envelope": envelope_caused_by(
+                            uploaded, "PageRendered", PRODUCER, "page", page.page_number
                         ),
                         "media_id": media_id,
                         "page_number": page.page_number,
@@ -598,8 +589,8 @@ class Ingestor:
                 yield (
                     "FrameCaptured",
                     {
-                        "envelope": self._derived_envelope(
-                            uploaded, "FrameCaptured", "frame", frame.frame_index
+                        "envelope": envelope_caused_by(
+                            uploaded, "FrameCaptured", PRODUCER, "frame", frame.frame_index
                         ),
                         "media_id": media_id,
                         "camera_id": None,
@@ -627,7 +618,7 @@ class Ingestor:
             else type(exc).__name__
         )
         record: dict[str, Any] = {
-            "envelope": self._derived_envelope(uploaded, "ProcessingFailed", "ingest"),
+            "envelope": envelope_caused_by(uploaded, "ProcessingFailed", PRODUCER, "ingest"),
             "media_id": uploaded["media_id"],
             "processor": PRODUCER_NAME,
             "processor_version": PRODUCER_VERSION,

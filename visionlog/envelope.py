@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+from visionlog.schemas import get_catalog
 
 # Fixed namespace for UUIDv5 event ids: the same inputs give the same id on every run,
 # so a reprocessed event can be recognised downstream as the one seen before.
@@ -80,3 +83,17 @@ class Envelope:
         if isinstance(occurred, int):
             occurred = datetime.fromtimestamp(occurred / 1000, UTC)
         return cls(**{**record, "occurred_at": occurred})
+
+
+def envelope_caused_by(
+    source: Mapping[str, Any], event_type: str, producer: str, *identity: object
+) -> dict[str, Any]:
+    """Envelope record of an event caused by the event record `source`.
+
+    Its id is deterministic in the source event and the identity parts (model version,
+    page number, ...), so reprocessing the same input yields the same id; its schema
+    version is the contract's current one.
+    """
+    parent = Envelope.from_record(dict(source["envelope"]))
+    version = get_catalog().event(event_type).version
+    return parent.derive(event_type, version, producer, *identity).as_record()

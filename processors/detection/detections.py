@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from processors.modelstore import ModelRef
+
 FloatArray = npt.NDArray[np.float32]
 IntArray = npt.NDArray[np.int64]
-
-ModelRef = dict[str, str | None]
 
 
 @dataclass(frozen=True)

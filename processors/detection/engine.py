@@ -19,7 +19,7 @@ from typing import Any, Literal
 import openvino
 
 from processors.detection.coco import COCO_CLASSES
-from processors.detection.detections import Detections, FloatArray, ImageTransform, ModelRef
+from processors.detection.detections import Detections, FloatArray, ImageTransform
 from processors.detection.nanodet import (
     NANODET_MEAN,
     NANODET_STD,
@@ -36,7 +36,7 @@ from processors.detection.yolo import (
     names_from_metadata,
     read_class_names,
 )
-from processors.modelstore import ProvisionedModel, load
+from processors.modelstore import ModelRef, ProvisionedModel, load
 from visionlog.settings import Settings
 
 PerformanceMode = Literal["LATENCY", "THROUGHPUT"]

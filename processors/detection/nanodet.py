@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from processors.detection.detections import Detections, FloatArray, ModelRef
+from processors.detection.detections import Detections, FloatArray
+from processors.modelstore import ModelRef
 
 NANODET_STRIDES: tuple[int, ...] = (8, 16, 32)
 NANODET_BINS = 11

@@ -16,7 +16,8 @@ from typing import Literal
 
 import numpy as np
 
-from processors.detection.detections import Detections, FloatArray, ModelRef
+from processors.detection.detections import Detections, FloatArray
+from processors.modelstore import ModelRef
 
 YoloLayout = Literal["v5", "v8"]
 

@@ -14,7 +14,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import openvino as ov
 
-from processors.modelstore import ProvisionedModel, load
+from processors.modelstore import ModelRef, ProvisionedModel, load
 from processors.ocr.detection import (
     DetectorParams,
     TextBox,
@@ -36,7 +36,6 @@ OCR_MODEL = "pp-ocrv6"
 DETECTOR_FILE = "PP-OCRv6_det_small.onnx"
 RECOGNISER_FILE = "PP-OCRv6_rec_small.onnx"
 CLASSIFIER_FILE = "ch_ppocr_mobile_v2.0_cls_mobile.onnx"
-ModelRef = dict[str, str | None]
 
 
 @dataclass(frozen=True)

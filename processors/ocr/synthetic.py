@@ -1,8 +1,8 @@
 """Synthetic document pages with known text, for tests, benchmarks and smoke checks.
 
-Pages are rendered with Pillow in a TrueType font that ships with the system (DejaVu) or
-with reportlab (Vera), then optionally turned, skewed, blurred with noise, faded or
-photographed onto a background, using OpenCV directly rather than the OCR code under test.
+Pages are rendered with Pillow in the TrueType font reportlab ships (Vera), then optionally
+turned, skewed, blurred with noise, faded or photographed onto a background, using OpenCV
+directly rather than the OCR code under test.
 """
 
 from __future__ import annotations
@@ -14,29 +14,24 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import reportlab
 from PIL import Image as PilImage
 from PIL import ImageDraw, ImageFont
 
 from processors.ocr.geometry import Image
 
-_FONT_CANDIDATES = (
-    Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"),
-    Path("/usr/share/fonts/dejavu/DejaVuSans.ttf"),
-)
-
 
 @cache
 def font_path() -> Path:
-    """A TrueType font with Latin-1 coverage (umlauts, ß)."""
-    for candidate in _FONT_CANDIDATES:
-        if candidate.is_file():
-            return candidate
-    import reportlab
+    """A TrueType font with Latin-1 coverage (umlauts, ß) that ships with a dependency.
 
+    System fonts differ between machines; the font reportlab ships is the same everywhere,
+    so generated pages (and the tests' expectations) do not depend on the host.
+    """
     vera = Path(reportlab.__file__).parent / "fonts" / "Vera.ttf"
-    if vera.is_file():
-        return vera
-    raise FileNotFoundError("no TrueType font found (DejaVu or reportlab's Vera)")
+    if not vera.is_file():
+        raise FileNotFoundError(f"reportlab's Vera.ttf is missing at {vera}")
+    return vera
 
 
 @dataclass(frozen=True)
