@@ -78,10 +78,12 @@ def failure_record(
     message: InboundMessage,
     source: dict[str, Any] | None,
     event_type: str | None,
+    component: str = "processors",
+    version: str = PROCESSORS_VERSION,
 ) -> dict[str, Any]:
     """The ProcessingFailed record for a stage (or decode) failure of one message."""
     identity = (message.topic, message.partition, message.offset, failure.stage)
-    producer = f"processors.{worker}/{PROCESSORS_VERSION}"
+    producer = f"{component}.{worker}/{version}"
     if source is not None and "envelope" in source:
         envelope = envelope_caused_by(source, "ProcessingFailed", producer, *identity)
         media_id = source.get("media_id") or envelope["correlation_id"]
@@ -104,7 +106,7 @@ def failure_record(
         "envelope": envelope,
         "media_id": media_id,
         "processor": producer,
-        "processor_version": PROCESSORS_VERSION,
+        "processor_version": version,
         "stage": failure.stage,
         "error_type": type(failure.error).__name__,
         "error_message": str(failure.error) or repr(failure.error),

@@ -176,6 +176,45 @@ class ProcessorSettings(BaseModel):
     inference_threads: int = 2
 
 
+class ProjectionSettings(BaseModel):
+    # Live read models: the PostgreSQL schema, and the prefix of Mongo collections and
+    # Qdrant collections. Tests and rebuilds use their own names side by side.
+    postgres_schema: str = "readmodel"
+    qdrant_collection_prefix: str = "visionlog"
+    # Events per transaction or bulk write.
+    batch_size: int = 200
+    poll_timeout_s: float = 0.5
+    # How often a live projection looks whether a rebuild switched the generation.
+    generation_check_s: float = 5.0
+    # Prometheus metrics (lag, applied events) of a projection process; 0 turns them off.
+    metrics_port: int = 18091
+    # With embedded Qdrant (no url), only one process may open the store: the API process
+    # then hosts the Qdrant projection too.
+    qdrant_in_api: bool | None = None
+
+
+class ApiSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 18000
+    # Public URL printed for users; defaults to http://host:port.
+    public_url: str | None = None
+    # Asymmetric signing key (PEM, Ed25519 or RSA). Generated under the state directory
+    # when unset, so a local install signs with its own key.
+    jwt_private_key_path: Path | None = None
+    jwt_algorithm: Literal["EdDSA", "RS256", "ES256"] = "EdDSA"
+    jwt_issuer: str = "visionlog"
+    jwt_audience: str = "visionlog-api"
+    access_token_ttl_s: int = 900
+    refresh_token_ttl_s: int = 14 * 24 * 3600
+    # The local admin, created on first start when no admin exists. The password is
+    # generated and written under the state directory unless given.
+    admin_username: str = "admin"
+    admin_password: SecretStr | None = None
+    presigned_url_ttl_s: int = 300
+    sse_poll_interval_s: float = 1.0
+    max_page_size: int = 200
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="VISIONLOG_",
@@ -197,10 +236,16 @@ class Settings(BaseSettings):
     stack: StackSettings = StackSettings()
     ingest: IngestSettings = IngestSettings()
     processors: ProcessorSettings = ProcessorSettings()
+    projections: ProjectionSettings = ProjectionSettings()
+    api: ApiSettings = ApiSettings()
 
     @property
     def qdrant_path(self) -> Path:
         return self.qdrant.path or self.state_dir / "qdrant"
+
+    @property
+    def qdrant_embedded(self) -> bool:
+        return not self.qdrant.url
 
 
 @lru_cache(maxsize=1)

@@ -1,0 +1,425 @@
+"""Runs a projection over the log: consume, decode, apply in batches, record positions.
+
+A projection is a sink that turns decoded events into read-model writes. The runner owns
+everything Kafka: subscription or explicit assignment, decoding, dead letters, offsets and
+the lag metrics. Two position strategies:
+
+- `offsets_in_sink`: the projection stores the next offset of every partition in the same
+  transaction as its rows (PostgreSQL). Those stored offsets are the only truth: the runner
+  seeks to them on assignment, and when a transaction finds that the stored position moved
+  (a rebuild switched the schema, or another instance got there first) the projection raises
+  `PositionMovedError` and the runner seeks to the stored offsets. Exactly-once effect.
+- otherwise the writes are idempotent upserts (MongoDB, Qdrant) and the runner commits the
+  Kafka offsets after each applied batch: at-least-once delivery, exactly-once effect.
+
+Failure policy: an event the projection cannot represent (`PoisonEventError`) or that does
+not decode is dead-lettered with the reason and the batch goes on without it. Any other
+error (a store that is down) is retried with backoff, and after `max_attempts` the runner
+raises without committing, so the batch is read again after a restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    TopicPartition,
+)
+from prometheus_client import Counter, Gauge
+
+from processors.runtime import InboundMessage, StageFailure, failure_record
+from visionlog.codec import AvroCodec, MalformedEventError
+from visionlog.kafka import EventPublisher, consumer_config
+from visionlog.settings import Settings
+from visionlog.topics import full_topic_name, topic_for_event
+
+log = logging.getLogger(__name__)
+
+PROJECTIONS_VERSION = "0.1.0"
+
+TopicPartitionKey = tuple[str, int]
+
+LAG = Gauge(
+    "visionlog_projection_lag_messages",
+    "Messages between a projection's position and the end of the partition.",
+    ["projection", "topic", "partition"],
+)
+APPLIED = Counter(
+    "visionlog_projection_events_total",
+    "Events seen by a projection, by outcome (applied, skipped, dead_lettered).",
+    ["projection", "outcome"],
+)
+
+
+@dataclass(frozen=True)
+class ProjectedEvent:
+    event_type: str
+    record: dict[str, Any]
+    topic: str
+    partition: int
+    offset: int
+    key: str | None
+    timestamp_ms: int
+
+    @property
+    def event_id(self) -> str:
+        return str(self.record["envelope"]["event_id"])
+
+    @property
+    def position(self) -> TopicPartitionKey:
+        return (self.topic, self.partition)
+
+
+class PoisonEventError(Exception):
+    """This event cannot be represented in the read model; dead-letter it and go on."""
+
+    def __init__(self, event: ProjectedEvent, reason: str) -> None:
+        super().__init__(reason)
+        self.event = event
+
+
+class PositionMovedError(Exception):
+    """The sink's stored offsets differ from the consumer's: seek to them, drop the batch."""
+
+    def __init__(self, stored: Mapping[TopicPartitionKey, int]) -> None:
+        super().__init__(f"stored positions moved: {dict(stored)}")
+        self.stored = dict(stored)
+
+
+class Projection(Protocol):
+    name: str
+    event_types: tuple[str, ...]
+    offsets_in_sink: bool
+
+    @property
+    def consumer_group(self) -> str: ...
+
+    def stored_offsets(self) -> dict[TopicPartitionKey, int]:
+        """Next offset per partition, for projections that keep offsets in the sink."""
+        ...
+
+    def apply(
+        self, events: Sequence[ProjectedEvent], next_offsets: Mapping[TopicPartitionKey, int]
+    ) -> None:
+        """Write the events idempotently. With offsets in the sink, also store `next_offsets`
+        in the same transaction and raise `PositionMovedError` when the stored ones differ from
+        where this batch starts."""
+        ...
+
+    def generation_changed(self) -> bool:
+        """True when a rebuild switched the live generation away from this instance's one;
+        the runner then reopens its consumer in the projection's (new) consumer group."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def projection_topics(projection: Projection, settings: Settings) -> list[str]:
+    names: dict[str, None] = {}
+    for event_type in projection.event_types:
+        names[full_topic_name(topic_for_event(event_type), settings.kafka)] = None
+    return list(names)
+
+
+@dataclass
+class RunStats:
+    applied: int = 0
+    skipped: int = 0
+    dead_lettered: int = 0
+    batches: int = 0
+
+
+class ProjectionRunner:
+    def __init__(
+        self,
+        projection: Projection,
+        settings: Settings,
+        codec: AvroCodec,
+        publisher: EventPublisher,
+        *,
+        max_attempts: int = 5,
+        retry_backoff_s: float = 0.5,
+        before_commit: Callable[[], None] | None = None,
+    ) -> None:
+        self.projection = projection
+        self.settings = settings
+        self.codec = codec
+        self.publisher = publisher
+        self.topics = projection_topics(projection, settings)
+        self.max_attempts = max_attempts
+        self.retry_backoff_s = retry_backoff_s
+        # Called between the sink write and the Kafka commit: tests kill the process here.
+        self.before_commit = before_commit
+        self.stats = RunStats()
+        self._last_lag_check = 0.0
+        # The next offset per partition after the latest batch (or seek).
+        self.positions_seen: dict[TopicPartitionKey, int] = {}
+
+    # ---------------------------------------------------------------- consumer plumbing
+
+    def _new_consumer(self) -> Consumer:
+        return Consumer(
+            consumer_config(
+                self.settings.kafka,
+                self.projection.consumer_group,
+                **{"client.id": f"projection-{self.projection.name}"},
+            )
+        )
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        if self.projection.offsets_in_sink:
+            stored = self.projection.stored_offsets()
+            for tp in partitions:
+                tp.offset = stored.get((tp.topic, tp.partition), OFFSET_BEGINNING)
+        consumer.assign(partitions)
+
+    def _all_partitions(self, consumer: Consumer) -> list[TopicPartition]:
+        metadata = consumer.list_topics(timeout=10)
+        partitions: list[TopicPartition] = []
+        for topic in self.topics:
+            info = metadata.topics.get(topic)
+            if info is None or info.error is not None:
+                raise RuntimeError(f"topic {topic} is missing; run `visionlog init`")
+            partitions.extend(TopicPartition(topic, p) for p in sorted(info.partitions))
+        return partitions
+
+    def _assign_explicitly(self, consumer: Consumer) -> list[TopicPartition]:
+        """Assign every partition at the projection's position (stored, committed, or start)."""
+        partitions = self._all_partitions(consumer)
+        if self.projection.offsets_in_sink:
+            stored = self.projection.stored_offsets()
+            for tp in partitions:
+                tp.offset = stored.get((tp.topic, tp.partition), OFFSET_BEGINNING)
+        else:
+            committed = consumer.committed(partitions, timeout=10)
+            for tp, known in zip(partitions, committed, strict=True):
+                tp.offset = known.offset if known.offset >= 0 else OFFSET_BEGINNING
+        consumer.assign(partitions)
+        return partitions
+
+    # ---------------------------------------------------------------- one batch
+
+    def _decode(self, messages: Iterable[Message]) -> tuple[list[ProjectedEvent], int]:
+        wanted = set(self.projection.event_types)
+        events: list[ProjectedEvent] = []
+        skipped = 0
+        for message in messages:
+            inbound = InboundMessage(
+                message.topic() or "",
+                message.partition() or 0,
+                message.offset() or 0,
+                message.key(),
+                message.value(),
+            )
+            try:
+                decoded = self.codec.decode(inbound.value)
+            except (MalformedEventError, ValueError, KeyError) as error:
+                self._dead_letter(inbound, error, None, None)
+                continue
+            if decoded.event_type not in wanted:
+                skipped += 1
+                continue
+            events.append(
+                ProjectedEvent(
+                    event_type=decoded.event_type,
+                    record=decoded.record,
+                    topic=inbound.topic,
+                    partition=inbound.partition,
+                    offset=inbound.offset,
+                    key=inbound.key.decode("utf-8", "replace") if inbound.key else None,
+                    timestamp_ms=message.timestamp()[1],
+                )
+            )
+        return events, skipped
+
+    def _dead_letter(
+        self,
+        message: InboundMessage,
+        error: BaseException,
+        source: dict[str, Any] | None,
+        event_type: str | None,
+    ) -> None:
+        record = failure_record(
+            worker=self.projection.name,
+            failure=StageFailure(
+                f"projection-{self.projection.name}", error, attempts=1, retryable=False
+            ),
+            message=message,
+            source=source,
+            event_type=event_type,
+            component="projections",
+            version=PROJECTIONS_VERSION,
+        )
+        log.warning(
+            "projection %s dead-letters %s/%d@%d: %s",
+            self.projection.name,
+            message.topic,
+            message.partition,
+            message.offset,
+            error,
+        )
+        self.publisher.publish("ProcessingFailed", record, key=record["envelope"]["correlation_id"])
+        self.publisher.flush()
+        self.stats.dead_lettered += 1
+        APPLIED.labels(self.projection.name, "dead_lettered").inc()
+
+    def _apply_with_retries(
+        self, events: list[ProjectedEvent], next_offsets: dict[TopicPartitionKey, int]
+    ) -> list[ProjectedEvent]:
+        attempt = 0
+        while True:
+            try:
+                self.projection.apply(events, next_offsets)
+            except PoisonEventError as poison:
+                bad = poison.event
+                self._dead_letter(
+                    InboundMessage(bad.topic, bad.partition, bad.offset, None, None),
+                    poison,
+                    bad.record,
+                    bad.event_type,
+                )
+                events = [e for e in events if e is not bad]
+            except PositionMovedError:
+                raise
+            except Exception:
+                attempt += 1
+                if attempt >= self.max_attempts:
+                    raise
+                log.exception(
+                    "projection %s: batch failed (attempt %d/%d), retrying",
+                    self.projection.name,
+                    attempt,
+                    self.max_attempts,
+                )
+                time.sleep(self.retry_backoff_s * 2 ** (attempt - 1))
+            else:
+                return events
+
+    def process(self, consumer: Consumer, messages: Sequence[Message]) -> int:
+        """Apply one batch of messages; returns how many events were applied."""
+        real: list[Message] = []
+        for message in messages:
+            error = message.error()
+            if error is None:
+                real.append(message)
+            elif not error.retriable() and error.code() != KafkaError._PARTITION_EOF:
+                raise KafkaException(error)
+        if not real:
+            return 0
+        next_offsets: dict[TopicPartitionKey, int] = {}
+        for message in real:
+            next_offsets[(message.topic() or "", message.partition() or 0)] = (
+                message.offset() or 0
+            ) + 1
+        events, skipped = self._decode(real)
+        try:
+            applied = self._apply_with_retries(events, next_offsets)
+        except PositionMovedError as moved:
+            log.info("projection %s: %s; seeking", self.projection.name, moved)
+            for (topic, partition), offset in moved.stored.items():
+                consumer.seek(TopicPartition(topic, partition, offset))
+            self.positions_seen.update(moved.stored)
+            return 0
+        if self.before_commit is not None:
+            self.before_commit()
+        if not self.projection.offsets_in_sink:
+            consumer.commit(
+                offsets=[TopicPartition(t, p, o) for (t, p), o in next_offsets.items()],
+                asynchronous=False,
+            )
+        self.positions_seen.update(next_offsets)
+        self.stats.applied += len(applied)
+        self.stats.skipped += skipped
+        self.stats.batches += 1
+        APPLIED.labels(self.projection.name, "applied").inc(len(applied))
+        APPLIED.labels(self.projection.name, "skipped").inc(skipped)
+        return len(applied)
+
+    # ---------------------------------------------------------------- lag
+
+    def lag(self, consumer: Consumer) -> dict[TopicPartitionKey, int]:
+        """Messages left per assigned partition; also exported as the lag gauge."""
+        assignment = consumer.assignment()
+        if not assignment:
+            return {}
+        lags: dict[TopicPartitionKey, int] = {}
+        for tp in consumer.position(assignment):
+            low, high = consumer.get_watermark_offsets(tp, timeout=5)
+            key = (tp.topic, tp.partition)
+            position = self.positions_seen.get(key, tp.offset if tp.offset >= 0 else low)
+            lags[key] = max(0, high - position)
+            LAG.labels(self.projection.name, tp.topic, str(tp.partition)).set(lags[key])
+        return lags
+
+    def _maybe_export_lag(self, consumer: Consumer) -> None:
+        now = time.monotonic()
+        if now - self._last_lag_check >= 5.0:
+            self._last_lag_check = now
+            try:
+                self.lag(consumer)
+            except KafkaException:
+                log.warning("projection %s: lag query failed", self.projection.name)
+
+    # ---------------------------------------------------------------- loops
+
+    def run(self, stop: threading.Event) -> RunStats:
+        """The live loop: subscribe in the projection's group until `stop` is set."""
+        batch = self.settings.projections.batch_size
+        timeout = self.settings.projections.poll_timeout_s
+        check_every = self.settings.projections.generation_check_s
+        while not stop.is_set():
+            consumer = self._new_consumer()
+            consumer.subscribe(self.topics, on_assign=self._on_assign)
+            last_check = time.monotonic()
+            try:
+                while not stop.is_set():
+                    self.process(consumer, consumer.consume(batch, timeout))
+                    self._maybe_export_lag(consumer)
+                    if time.monotonic() - last_check >= check_every:
+                        last_check = time.monotonic()
+                        if self.projection.generation_changed():
+                            log.info("projection %s: generation switched", self.projection.name)
+                            break
+            finally:
+                consumer.close()
+        return self.stats
+
+    def catch_up(self, timeout_s: float = 600.0) -> RunStats:
+        """Consume every partition up to the end offsets seen at the start, then stop.
+
+        Used by rebuilds and tests: explicit assignment, no group rebalancing."""
+        batch = self.settings.projections.batch_size
+        consumer = self._new_consumer()
+        try:
+            partitions = self._assign_explicitly(consumer)
+            targets: dict[TopicPartitionKey, int] = {}
+            for tp in partitions:
+                low, high = consumer.get_watermark_offsets(tp, timeout=10)
+                key = (tp.topic, tp.partition)
+                targets[key] = high
+                self.positions_seen[key] = tp.offset if tp.offset >= 0 else low
+            deadline = time.monotonic() + timeout_s
+            while True:
+                pending = [k for k, high in targets.items() if self.positions_seen[k] < high]
+                if not pending:
+                    break
+                if time.monotonic() > deadline:
+                    raise TimeoutError(
+                        f"projection {self.projection.name} did not reach the end of "
+                        f"{len(pending)} partitions within {timeout_s}s"
+                    )
+                self.process(consumer, consumer.consume(batch, 0.5))
+            self.lag(consumer)
+        finally:
+            consumer.close()
+        return self.stats
