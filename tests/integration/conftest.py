@@ -6,10 +6,14 @@ import os
 import uuid
 from collections.abc import Iterator
 
+import psycopg
+import psycopg.sql
 import pytest
+from qdrant_client import QdrantClient
 
 from stack import manager
 from stack.initialise import InitReport, initialise
+from visionlog import stores
 from visionlog.registry import HttpSchemaRegistry
 from visionlog.settings import KafkaSettings, Settings
 
@@ -49,3 +53,59 @@ def isolated_kafka(settings: Settings) -> Iterator[KafkaSettings]:
     for subject in registry.subjects():
         if subject.startswith(prefix):
             registry.delete_subject(subject)
+
+
+@pytest.fixture(scope="session")
+def qdrant(
+    stack: list[manager.ServiceStatus], settings: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[QdrantClient]:
+    """One Qdrant client for the session. The embedded store allows one process only, so
+    tests open their own store under a temporary directory instead of the stack's."""
+    client = stores.qdrant_client(settings, path=tmp_path_factory.mktemp("qdrant"))
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def unique_name() -> str:
+    """A name no other test (or test process) uses: schemas, databases, prefixes."""
+    return f"t{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def mongo_database(
+    stack: list[manager.ServiceStatus], settings: Settings, unique_name: str
+) -> Iterator[Settings]:
+    """Settings whose MongoDB database is this test's own; dropped afterwards."""
+    own = settings.model_copy(
+        update={"mongo": settings.mongo.model_copy(update={"database": unique_name})}
+    )
+    yield own
+    with stores.mongo_client(own) as client:
+        client.drop_database(unique_name)
+
+
+@pytest.fixture
+def pg_schema(
+    stack: list[manager.ServiceStatus], settings: Settings, unique_name: str
+) -> Iterator[Settings]:
+    """Settings whose read-model schema is this test's own; dropped afterwards (with the
+    rebuild and retired schemas a rebuild leaves)."""
+    own = settings.model_copy(
+        update={
+            "projections": settings.projections.model_copy(
+                update={"postgres_schema": unique_name, "qdrant_collection_prefix": unique_name}
+            )
+        }
+    )
+    yield own
+    with stores.postgres_connect(own, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT nspname FROM pg_namespace WHERE nspname LIKE %s", (unique_name + "%",)
+        ).fetchall()
+        for row in rows:
+            conn.execute(
+                psycopg.sql.SQL("DROP SCHEMA {} CASCADE").format(
+                    psycopg.sql.Identifier(row["nspname"])
+                )
+            )
