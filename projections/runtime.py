@@ -35,11 +35,12 @@ from confluent_kafka import (
     Message,
     TopicPartition,
 )
+from confluent_kafka.admin import AdminClient
 from prometheus_client import Counter, Gauge
 
 from processors.runtime import InboundMessage, StageFailure, failure_record
 from visionlog.codec import AvroCodec, MalformedEventError
-from visionlog.kafka import EventPublisher, consumer_config
+from visionlog.kafka import EventPublisher, admin_client, consumer_config, partition_bounds
 from visionlog.settings import Settings
 from visionlog.topics import full_topic_name, topic_for_event
 
@@ -162,6 +163,7 @@ class ProjectionRunner:
         self.before_commit = before_commit
         self.stats = RunStats()
         self._last_lag_check = 0.0
+        self._admin: AdminClient | None = None
         # The next offset per partition after the latest batch (or seek).
         self.positions_seen: dict[TopicPartitionKey, int] = {}
 
@@ -353,13 +355,19 @@ class ProjectionRunner:
         if not assignment:
             return {}
         lags: dict[TopicPartitionKey, int] = {}
+        bounds = self._bounds([(tp.topic, tp.partition) for tp in assignment])
         for tp in consumer.position(assignment):
-            low, high = consumer.get_watermark_offsets(tp, timeout=5)
             key = (tp.topic, tp.partition)
+            low, high = bounds[key]
             position = self.positions_seen.get(key, tp.offset if tp.offset >= 0 else low)
             lags[key] = max(0, high - position)
             LAG.labels(self.projection.name, tp.topic, str(tp.partition)).set(lags[key])
         return lags
+
+    def _bounds(self, keys: list[TopicPartitionKey]) -> dict[TopicPartitionKey, tuple[int, int]]:
+        if self._admin is None:
+            self._admin = admin_client(self.settings.kafka)
+        return partition_bounds(self._admin, keys)
 
     def _maybe_export_lag(self, consumer: Consumer) -> None:
         now = time.monotonic()
@@ -403,9 +411,10 @@ class ProjectionRunner:
         try:
             partitions = self._assign_explicitly(consumer)
             targets: dict[TopicPartitionKey, int] = {}
+            bounds = self._bounds([(tp.topic, tp.partition) for tp in partitions])
             for tp in partitions:
-                low, high = consumer.get_watermark_offsets(tp, timeout=10)
                 key = (tp.topic, tp.partition)
+                low, high = bounds[key]
                 targets[key] = high
                 self.positions_seen[key] = tp.offset if tp.offset >= 0 else low
             deadline = time.monotonic() + timeout_s

@@ -11,9 +11,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from api import serve as api_serve
 from processors.cli import models_app, processors_app
 from producers import camera_cli
 from producers import cli as producers_cli
+from projections import cli as projections_cli
 from stack import manager
 from stack.initialise import InitReport, initialise
 from stack.process import StackError
@@ -29,6 +31,9 @@ app.add_typer(stack_app, name="stack")
 app.add_typer(processors_app, name="processors")
 app.add_typer(models_app, name="models")
 app.add_typer(camera_cli.app, name="cameras")
+app.add_typer(projections_cli.projections_app, name="projections")
+app.add_typer(projections_cli.replay_app, name="replay")
+app.add_typer(api_serve.app, name="api")
 # upload, fetch and watch are top-level verbs: `visionlog upload FILES...`
 app.add_typer(producers_cli.app)
 # Logs and CI capture output without a terminal; keep the status table readable there.
@@ -154,10 +159,76 @@ def init_command() -> None:
 
 
 @app.command("run")
-def run_command() -> None:
-    """The main job: bring the platform up on the local stack and show where it runs."""
-    stack_up(None, init=True)
-    console.print("services stay up; stop them with: visionlog stack down")
+def run_command(
+    timeout_s: Annotated[float, typer.Option(help="How long to wait for results")] = 600.0,
+) -> None:
+    """The main job: the whole platform on the local stack, fed with the bundled samples."""
+    from stack.mainjob import run_main_job
+
+    settings = get_settings()
+    try:
+        report = run_main_job(settings, _say, timeout_s=timeout_s)
+    except (StackError, RuntimeError) as exc:
+        raise _fail(exc) from exc
+    table = Table(title="What the platform found in the samples")
+    for column in ("sample", "media id", "status", "found"):
+        table.add_column(column)
+    for media in report.media:
+        found: list[str] = []
+        if media.pages:
+            found.append(f"{media.pages} pages")
+        if media.frames:
+            found.append(f"{media.frames} frames, {media.tracks} track updates")
+        if media.objects:
+            found.append(", ".join(f"{n} x {name}" for name, n in media.objects.items()))
+        if media.codes:
+            found.append("; ".join(media.codes))
+        if media.text:
+            langs = "/".join(media.languages)
+            found.append(f"text ({langs}): {media.text[:90]}…")
+        found.append(f"{media.outputs} outputs")
+        found.extend(f"[red]failed {failure}[/red]" for failure in media.failures)
+        table.add_row(media.filename, media.media_id, media.status, "\n".join(found))
+    console.print(table)
+    url = report.api_url
+    console.print(f"API:           {url}  (OpenAPI docs at {url}/docs)")
+    console.print(f"admin login:   {report.admin_username} / {report.admin_password}")
+    console.print(f"               (password file {report.password_file})")
+    console.print(
+        f"a media item:  GET {url}/v1/media/<media id> with a bearer token from POST {url}/v1/token"
+    )
+    console.print(f"blobs:         MinIO at http://{settings.minio.endpoint}")
+    console.print(f"logs:          {settings.state_dir / 'logs'}")
+    state = "complete" if report.complete else "still arriving (timeout reached)"
+    console.print(
+        f"results {state} after {report.seconds:.0f}s; services keep running. "
+        "Stop everything with: visionlog stop"
+    )
+
+
+@app.command("stop")
+def stop_command() -> None:
+    """Stop the platform's processes and the local stack."""
+    from stack.platform import stop_platform
+
+    settings = get_settings()
+    stopped = stop_platform(settings)
+    console.print(f"stopped: {', '.join(stopped) or 'no platform processes were running'}")
+    manager.down(settings)
+    console.print("local stack stopped")
+
+
+@app.command("status")
+def status_command() -> None:
+    """Health of the local stack and of the platform's processes."""
+    from stack.platform import platform_status
+
+    settings = get_settings()
+    rows = manager.status(settings)
+    console.print(_status_table(rows, settings))
+    for row in platform_status(settings):
+        state = f"running (pid {row.pid})" if row.running else "[red]stopped[/red]"
+        console.print(f"{row.name:18} {state}  log {row.log}")
 
 
 if __name__ == "__main__":

@@ -4,11 +4,20 @@ and consumer settings for at-least-once processing with manual commits."""
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import KafkaError, Message, Producer
-from confluent_kafka.admin import AdminClient
+from confluent_kafka import (
+    IsolationLevel,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from visionlog.codec import AvroCodec
 from visionlog.settings import KafkaSettings
@@ -129,3 +138,37 @@ class EventPublisher:
         if errors:
             raise DeliveryError("; ".join(errors))
         return delivered
+
+
+def partition_bounds(
+    admin: AdminClient, partitions: Sequence[tuple[str, int]], timeout: float = 30.0
+) -> dict[tuple[str, int], tuple[int, int]]:
+    """(earliest, latest) offsets of many partitions in two batched requests.
+
+    One watermark query per partition costs a round trip each; a projection reads
+    dozens of partitions, so the bounds are asked for all at once."""
+    if not partitions:
+        return {}
+    result: dict[tuple[str, int], list[int]] = {key: [0, 0] for key in partitions}
+    specs = (OffsetSpec.earliest(), OffsetSpec.latest())  # type: ignore[no-untyped-call]
+    deadline = time.monotonic() + timeout
+    for index, spec in enumerate(specs):
+        pending = list(partitions)
+        while pending:
+            request = {TopicPartition(topic, number): spec for topic, number in pending}
+            futures = admin.list_offsets(
+                request, isolation_level=IsolationLevel.READ_COMMITTED, request_timeout=timeout
+            )
+            retry: list[tuple[str, int]] = []
+            for tp, future in futures.items():
+                try:
+                    result[(tp.topic, tp.partition)][index] = future.result().offset
+                except KafkaException as error:
+                    # Fresh topics answer "not leader" until their leaders are elected.
+                    if not error.args[0].retriable() or time.monotonic() > deadline:
+                        raise
+                    retry.append((tp.topic, tp.partition))
+            if retry:
+                time.sleep(0.2)
+            pending = retry
+    return {key: (low, high) for key, (low, high) in result.items()}

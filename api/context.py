@@ -1,0 +1,91 @@
+"""What the app holds for its requests: settings and the clients of every store."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from fastapi import Request
+from qdrant_client import QdrantClient
+
+from api.auth.store import AuthStore
+from api.auth.tokens import TokenService
+from visionlog import stores
+from visionlog.blobstore import BlobStore
+from visionlog.settings import Settings
+
+if TYPE_CHECKING:
+    from processors.embeddings.text import TextEmbedder
+    from producers.ingest import Ingestor
+    from visionlog.kafka import EventPublisher
+
+
+@dataclass
+class ReplayJob:
+    job_id: str
+    kind: str
+    store: str
+    requested_by: str
+    status: str = "running"
+    messages: list[str] = field(default_factory=list)
+    result: dict[str, Any] | None = None
+    error: str | None = None
+
+
+@dataclass
+class ApiContext:
+    settings: Settings
+    auth: AuthStore
+    tokens: TokenService
+    blobs: BlobStore
+    mongo: stores.MongoClient
+    qdrant_factory: Callable[[], QdrantClient]
+    ingestor: Ingestor | None = None
+    jobs: dict[str, ReplayJob] = field(default_factory=dict)
+    _qdrant: QdrantClient | None = None
+    _embedder: TextEmbedder | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def qdrant(self) -> QdrantClient:
+        # Opened on first use: the embedded store admits one process, and most requests
+        # never touch it.
+        with self._lock:
+            if self._qdrant is None:
+                self._qdrant = self.qdrant_factory()
+            return self._qdrant
+
+    def text_embedder(self) -> TextEmbedder:
+        with self._lock:
+            if self._embedder is None:
+                from processors.embeddings.text import get_text_embedder
+
+                self._embedder = get_text_embedder()
+            return self._embedder
+
+    def get_ingestor(self) -> Ingestor:
+        with self._lock:
+            if self.ingestor is None:
+                from producers.ingest import Ingestor
+
+                self.ingestor = Ingestor.from_settings(self.settings)
+            return self.ingestor
+
+    def publisher(self) -> EventPublisher:
+        """The event publisher: the ingestor's (it carries the configured topics)."""
+        return self.get_ingestor().publisher
+
+    def pg(self) -> stores.PgConnection:
+        return stores.postgres_connect(self.settings)
+
+    def close(self, *, close_qdrant: bool) -> None:
+        self.mongo.close()
+        if close_qdrant and self._qdrant is not None:
+            self._qdrant.close()
+
+
+def get_context(request: Request) -> ApiContext:
+    context: ApiContext = request.app.state.context
+    return context

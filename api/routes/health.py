@@ -1,0 +1,87 @@
+"""Liveness, readiness (every store reachable) and Prometheus metrics."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from pydantic import BaseModel
+
+from api.context import ApiContext, get_context
+from api.problems import problem_response
+from producers.http import PROBLEM_JSON
+from visionlog.blobstore import ORIGINALS
+
+router = APIRouter(tags=["health"])
+
+
+class Liveness(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class StoreCheck(BaseModel):
+    ok: bool
+    detail: str
+
+
+class Readiness(BaseModel):
+    status: Literal["ready"] = "ready"
+    checks: dict[str, StoreCheck]
+
+
+@router.get("/healthz", response_model=Liveness, summary="The process is alive")
+def healthz() -> Liveness:
+    return Liveness()
+
+
+def _check(name: str, context: ApiContext) -> StoreCheck:
+    try:
+        if name == "postgres":
+            context.auth.ping()
+        elif name == "mongo":
+            context.mongo.admin.command("ping")
+        elif name == "minio":
+            if not context.blobs.client.bucket_exists(ORIGINALS):
+                return StoreCheck(ok=False, detail=f"bucket {ORIGINALS} is missing")
+        else:
+            context.qdrant.get_collections()
+    except Exception as exc:  # readiness reports any failure of a store as its detail
+        return StoreCheck(ok=False, detail=f"{type(exc).__name__}: {exc}")
+    return StoreCheck(ok=True, detail="reachable")
+
+
+@router.get(
+    "/readyz",
+    response_model=Readiness,
+    summary="Every store (PostgreSQL, MongoDB, MinIO, Qdrant) is reachable",
+    responses={
+        503: {
+            "description": "A store is unreachable; `checks` has the detail per store",
+            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+    },
+)
+def readyz(context: Annotated[ApiContext, Depends(get_context)]) -> Readiness | JSONResponse:
+    checks = {name: _check(name, context) for name in ("postgres", "mongo", "minio", "qdrant")}
+    failing = [name for name, check in checks.items() if not check.ok]
+    if failing:
+        return problem_response(
+            503,
+            "not_ready",
+            "Not ready",
+            f"unreachable: {', '.join(failing)}",
+            extra={"checks": {name: check.model_dump() for name, check in checks.items()}},
+        )
+    return Readiness(checks=checks)
+
+
+@router.get(
+    "/metrics",
+    response_class=PlainTextResponse,
+    summary="Prometheus metrics of this process",
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+)
+def metrics() -> PlainTextResponse:
+    return PlainTextResponse(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

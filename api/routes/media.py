@@ -1,0 +1,435 @@
+"""Media items: list, detail with progress, results per model version, downloads, live
+status as server-sent events."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.encoders import jsonable_encoder
+from psycopg import sql
+from pydantic import BaseModel, Field
+from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.concurrency import run_in_threadpool
+
+from api.auth.dependencies import Reader
+from api.auth.roles import Principal
+from api.context import ApiContext, get_context
+from api.params import NO_NUL, PathId
+from api.problems import ApiError, not_found, problem_responses
+from api.readmodels import (
+    decode_cursor,
+    encode_cursor,
+    mongo_collection,
+    scope_mongo,
+    scope_sql,
+    table,
+    visible_media,
+)
+
+router = APIRouter(prefix="/v1", tags=["media"])
+Context = Annotated[ApiContext, Depends(get_context)]
+MediaStatus = Literal["uploaded", "processing", "failed", "deleted"]
+MediaKind = Literal["IMAGE", "PDF", "VIDEO", "UNKNOWN"]
+
+
+class BlobOut(BaseModel):
+    bucket: str
+    key: str
+    sha256: str | None
+    size_bytes: int | None
+    content_type: str | None
+
+
+class MediaSummary(BaseModel):
+    media_id: str
+    owner_id: str | None
+    status: str
+    kind: str | None
+    filename: str | None
+    camera_id: str | None
+    uploaded_at: datetime | None
+    status_at: datetime
+
+
+class MediaPage(BaseModel):
+    items: list[MediaSummary]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null at the end."
+    )
+
+
+class StageProgress(BaseModel):
+    stage: str
+    done: int = 0
+    failed: int = 0
+    last_at: datetime | None = None
+    model_versions: list[str] = Field(default_factory=list)
+    last_error: dict[str, Any] | None = None
+
+
+class MediaDetail(MediaSummary):
+    tenant_id: str
+    source: str | None
+    source_uri: str | None
+    profile: str | None
+    duplicate_of: str | None
+    labels: dict[str, str]
+    width: int | None
+    height: int | None
+    page_count: int | None
+    duration_ms: int | None
+    original: BlobOut | None
+    stages: list[StageProgress]
+
+
+class AnalysisResult(BaseModel):
+    event_id: str
+    event_type: str
+    stage: str
+    model_name: str | None
+    model_version: str | None
+    item: dict[str, Any] | None
+    result: dict[str, Any] | None
+    occurred_at: datetime | None
+
+
+class ResultsOut(BaseModel):
+    media_id: str
+    model_versions: dict[str, list[str]] = Field(
+        description="Per stage, the model versions with results (side by side)."
+    )
+    results: list[AnalysisResult]
+
+
+class DownloadLink(BaseModel):
+    kind: str
+    label: str
+    content_type: str | None
+    size_bytes: int | None
+    url: str
+    expires_in: int
+
+
+class DownloadsOut(BaseModel):
+    media_id: str
+    downloads: list[DownloadLink]
+
+
+def _summary(row: dict[str, Any]) -> MediaSummary:
+    return MediaSummary(
+        media_id=row["media_id"],
+        owner_id=row["owner_id"],
+        status=row["status"],
+        kind=row["kind"],
+        filename=row["filename"],
+        camera_id=row["camera_id"],
+        uploaded_at=row["uploaded_at"],
+        status_at=row["status_at"],
+    )
+
+
+def _list_media(
+    context: ApiContext,
+    principal: Principal,
+    status: str | None,
+    kind: str | None,
+    camera_id: str | None,
+    time_from: datetime | None,
+    time_to: datetime | None,
+    limit: int,
+    cursor: str | None,
+) -> MediaPage:
+    scope, params = scope_sql(principal)
+    clauses: list[sql.Composable] = [scope]
+    sort_time = sql.SQL("COALESCE(uploaded_at, status_at)")
+    if status is not None:
+        clauses.append(sql.SQL("status = %s"))
+        params.append(status)
+    else:
+        clauses.append(sql.SQL("status <> 'deleted'"))
+    for column, value in (("kind", kind), ("camera_id", camera_id)):
+        if value is not None:
+            clauses.append(sql.SQL("{} = %s").format(sql.Identifier(column)))
+            params.append(value)
+    if time_from is not None:
+        clauses.append(sql.SQL("{} >= %s").format(sort_time))
+        params.append(time_from)
+    if time_to is not None:
+        clauses.append(sql.SQL("{} < %s").format(sort_time))
+        params.append(time_to)
+    if cursor is not None:
+        after_time, after_id = decode_cursor(cursor, (datetime, str))
+        clauses.append(sql.SQL("({}, media_id) < (%s, %s)").format(sort_time))
+        params.extend([after_time, after_id])
+    query = sql.SQL(
+        "SELECT *, {sort} AS sort_time FROM {media} WHERE {where}"
+        " ORDER BY sort_time DESC, media_id DESC LIMIT %s"
+    ).format(sort=sort_time, media=table(context, "media"), where=sql.SQL(" AND ").join(clauses))
+    with context.pg() as conn:
+        rows = conn.execute(query, [*params, limit + 1]).fetchall()
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        last = rows[-1]
+        next_cursor = encode_cursor([last["sort_time"].isoformat(), last["media_id"]])
+    return MediaPage(items=[_summary(row) for row in rows], next_cursor=next_cursor)
+
+
+@router.get(
+    "/media",
+    response_model=MediaPage,
+    summary="List visible media, newest first (deleted ones only with status=deleted)",
+    responses=problem_responses(400, 401, 403),
+)
+def list_media(
+    principal: Reader,
+    context: Context,
+    status: MediaStatus | None = None,
+    kind: MediaKind | None = None,
+    camera_id: Annotated[str | None, Query(max_length=200, pattern=NO_NUL)] = None,
+    time_from: Annotated[datetime | None, Query(alias="from")] = None,
+    time_to: Annotated[datetime | None, Query(alias="to")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    cursor: Annotated[str | None, Query(max_length=500, pattern=NO_NUL)] = None,
+) -> MediaPage:
+    limit = min(limit, context.settings.api.max_page_size)
+    return _list_media(
+        context, principal, status, kind, camera_id, time_from, time_to, limit, cursor
+    )
+
+
+def _require_media(context: ApiContext, principal: Principal, media_id: str) -> dict[str, Any]:
+    with context.pg() as conn:
+        row = visible_media(context, conn, principal, media_id)
+    if row is None:
+        raise not_found(f"no media item {media_id!r}")
+    return row
+
+
+def _stages(
+    context: ApiContext, media_id: str, document: dict[str, Any] | None
+) -> list[StageProgress]:
+    stages: dict[str, StageProgress] = {}
+    for stage, progress in ((document or {}).get("progress") or {}).items():
+        stages[stage] = StageProgress(
+            stage=stage,
+            done=int(progress.get("done", 0)),
+            failed=int(progress.get("failed", 0)),
+            last_at=progress.get("last_at"),
+            last_error=jsonable_encoder(progress.get("last_error")),
+        )
+    query = sql.SQL(
+        "SELECT stage, array_agg(DISTINCT model_version) FILTER (WHERE model_version <> '')"
+        " AS versions, count(*) FILTER (WHERE status = 'done') AS done,"
+        " count(*) FILTER (WHERE status = 'failed') AS failed, max(event_at) AS last_at"
+        " FROM {} WHERE media_id = %s GROUP BY stage ORDER BY stage"
+    ).format(table(context, "processing_status"))
+    with context.pg() as conn:
+        rows = conn.execute(query, (media_id,)).fetchall()
+    for row in rows:
+        entry = stages.setdefault(row["stage"], StageProgress(stage=row["stage"]))
+        entry.model_versions = sorted(row["versions"] or [])
+        # PostgreSQL counts items by their latest status; Mongo counts result events.
+        entry.done = max(entry.done, int(row["done"]))
+        entry.failed = max(entry.failed, int(row["failed"]))
+        if entry.last_at is None or (row["last_at"] and row["last_at"] > entry.last_at):
+            entry.last_at = row["last_at"]
+    return sorted(stages.values(), key=lambda progress: progress.stage)
+
+
+def media_detail(context: ApiContext, principal: Principal, media_id: str) -> MediaDetail:
+    row = _require_media(context, principal, media_id)
+    document = mongo_collection(context, "media_items").find_one(
+        {"_id": media_id, **scope_mongo(principal)}
+    )
+    original = None
+    if row["original_bucket"] and row["original_key"]:
+        original = BlobOut(
+            bucket=row["original_bucket"],
+            key=row["original_key"],
+            sha256=row["original_sha256"],
+            size_bytes=row["original_size_bytes"],
+            content_type=row["original_content_type"],
+        )
+    summary = _summary(row)
+    return MediaDetail(
+        **summary.model_dump(),
+        tenant_id=row["tenant_id"],
+        source=row["source"],
+        source_uri=row["source_uri"],
+        profile=row["profile"],
+        duplicate_of=row["duplicate_of"],
+        labels={str(k): str(v) for k, v in (row["labels"] or {}).items()},
+        width=row["width"],
+        height=row["height"],
+        page_count=row["page_count"],
+        duration_ms=row["duration_ms"],
+        original=original,
+        stages=_stages(context, media_id, document),
+    )
+
+
+@router.get(
+    "/media/{media_id}",
+    response_model=MediaDetail,
+    summary="One media item with its status and progress per stage",
+    responses=problem_responses(401, 403, 404),
+)
+def get_media(media_id: PathId, principal: Reader, context: Context) -> MediaDetail:
+    return media_detail(context, principal, media_id)
+
+
+@router.get(
+    "/media/{media_id}/results",
+    response_model=ResultsOut,
+    summary="Analysis results per stage and model version, side by side",
+    responses=problem_responses(401, 403, 404),
+)
+def get_results(
+    media_id: PathId,
+    principal: Reader,
+    context: Context,
+    stage: Annotated[str | None, Query(max_length=100, pattern=NO_NUL)] = None,
+    model_version: Annotated[str | None, Query(max_length=200, pattern=NO_NUL)] = None,
+) -> ResultsOut:
+    _require_media(context, principal, media_id)
+    query: dict[str, Any] = {"media_id": media_id, **scope_mongo(principal)}
+    if stage is not None:
+        query["stage"] = stage
+    if model_version is not None:
+        query["model_version"] = model_version
+    documents = list(
+        mongo_collection(context, "analysis_results")
+        .find(query)
+        .sort([("stage", 1), ("model_version", 1), ("occurred_at", 1), ("_id", 1)])
+        .limit(5000)
+    )
+    versions: dict[str, set[str]] = {}
+    results = []
+    for document in documents:
+        if document.get("model_version") is not None:
+            versions.setdefault(document["stage"], set()).add(str(document["model_version"]))
+        results.append(
+            AnalysisResult(
+                event_id=document["event_id"],
+                event_type=document["event_type"],
+                stage=document["stage"],
+                model_name=document.get("model_name"),
+                model_version=document.get("model_version"),
+                item=jsonable_encoder(document.get("item")),
+                result=jsonable_encoder(document.get("result")),
+                occurred_at=document.get("occurred_at"),
+            )
+        )
+    return ResultsOut(
+        media_id=media_id,
+        model_versions={name: sorted(found) for name, found in sorted(versions.items())},
+        results=results,
+    )
+
+
+@router.get(
+    "/media/{media_id}/downloads",
+    response_model=DownloadsOut,
+    summary="Short-lived presigned URLs for the original and every output",
+    responses=problem_responses(401, 403, 404),
+)
+def get_downloads(media_id: PathId, principal: Reader, context: Context) -> DownloadsOut:
+    row = _require_media(context, principal, media_id)
+    ttl = context.settings.api.presigned_url_ttl_s
+    links: list[DownloadLink] = []
+    if row["original_bucket"] and row["original_key"] and row["status"] != "deleted":
+        ref = {"bucket": row["original_bucket"], "key": row["original_key"]}
+        links.append(
+            DownloadLink(
+                kind="original",
+                label=row["filename"] or "original",
+                content_type=row["original_content_type"],
+                size_bytes=row["original_size_bytes"],
+                url=context.blobs.presigned_url(ref, ttl),
+                expires_in=ttl,
+            )
+        )
+    query = sql.SQL(
+        "SELECT * FROM {} WHERE media_id = %s ORDER BY kind, item_label, event_id"
+    ).format(table(context, "outputs"))
+    with context.pg() as conn:
+        outputs = conn.execute(query, (media_id,)).fetchall()
+    for output in outputs:
+        ref = {"bucket": output["output_bucket"], "key": output["output_key"]}
+        links.append(
+            DownloadLink(
+                kind=output["kind"],
+                label=f"{output['item_label']} ({output['model_name']}/{output['model_version']})",
+                content_type=output["output_content_type"],
+                size_bytes=output["output_size_bytes"],
+                url=context.blobs.presigned_url(ref, ttl),
+                expires_in=ttl,
+            )
+        )
+    return DownloadsOut(media_id=media_id, downloads=links)
+
+
+def _snapshot(context: ApiContext, principal: Principal, media_id: str) -> dict[str, Any] | None:
+    try:
+        detail = media_detail(context, principal, media_id)
+    except ApiError as problem:
+        if problem.status == 404:
+            return None  # deleted or no longer visible: the stream says "gone"
+        raise
+    snapshot: dict[str, Any] = jsonable_encoder(
+        {"media_id": detail.media_id, "status": detail.status, "stages": detail.stages}
+    )
+    return snapshot
+
+
+@router.get(
+    "/media/{media_id}/events",
+    response_class=EventSourceResponse,
+    summary="Server-sent `status` events whenever the item's status or progress changes",
+    responses={
+        200: {
+            "description": "An event stream; each `status` event's data is a JSON snapshot.",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        },
+        **problem_responses(401, 403, 404),
+    },
+)
+async def media_events(
+    media_id: PathId,
+    request: Request,
+    principal: Reader,
+    context: Context,
+    once: Annotated[bool, Query(description="Send the current state and end.")] = False,
+    max_duration_s: Annotated[
+        float, Query(gt=0, le=3600, description="End the stream after this many seconds.")
+    ] = 600,
+) -> EventSourceResponse:
+    first = await run_in_threadpool(_snapshot, context, principal, media_id)
+    if first is None:
+        raise not_found(f"no media item {media_id!r}")
+    interval = context.settings.api.sse_poll_interval_s
+
+    async def stream() -> AsyncIterator[ServerSentEvent]:
+        deadline = time.monotonic() + max_duration_s
+        last: dict[str, Any] | None = first
+        yield ServerSentEvent(data=json.dumps(first), event="status")
+        while not once and time.monotonic() < deadline:
+            await asyncio.sleep(min(interval, max(deadline - time.monotonic(), 0)))
+            if await request.is_disconnected():
+                return
+            current = await run_in_threadpool(_snapshot, context, principal, media_id)
+            if current is None:
+                yield ServerSentEvent(data=json.dumps({"media_id": media_id}), event="gone")
+                return
+            if current != last:
+                last = current
+                yield ServerSentEvent(data=json.dumps(current), event="status")
+
+    return EventSourceResponse(stream(), ping=15)

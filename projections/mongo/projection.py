@@ -1,0 +1,311 @@
+"""The MongoDB projection: media items, analysis results and OCR documents per generation.
+
+Writes are idempotent upserts and the runner commits Kafka offsets after each batch
+(`offsets_in_sink=False`). The live generation is named by the pointer document
+`read_model_generations {_id: "current"}`; a rebuild fills the next generation's
+collections and `promote_mongo` switches the pointer in one update.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, DeleteMany, ReplaceOne, ReturnDocument, UpdateOne
+from pymongo.collection import Collection
+from pymongo.database import Database
+from pymongo.errors import OperationFailure
+
+from projections.generations import FIRST_GENERATION, validate_generation
+from projections.mongo.documents import (
+    ANALYSIS_RESULTS,
+    COLLECTION_BASES,
+    DOCUMENTS,
+    EVENT_TYPES,
+    MEDIA_ITEMS,
+    PROJECTION_TIME_FIELDS,
+    STATUS_DELETED,
+    Erasure,
+    EventWrites,
+    UnmappableEventError,
+    collection_name,
+    writes_for_event,
+)
+from projections.runtime import PoisonEventError, ProjectedEvent, TopicPartitionKey
+from visionlog.settings import Settings
+from visionlog.stores import MongoClient, mongo_client
+
+log = logging.getLogger(__name__)
+
+POINTER_COLLECTION = "read_model_generations"
+POINTER_ID = "current"
+
+_INDEXES: dict[str, list[list[tuple[str, int]]]] = {
+    MEDIA_ITEMS: [
+        [("tenant_id", ASCENDING), ("owner_id", ASCENDING), ("uploaded_at", DESCENDING)],
+        [("tenant_id", ASCENDING), ("status", ASCENDING)],
+        [("owner_id", ASCENDING)],
+        [("status", ASCENDING)],
+        [("uploaded_at", DESCENDING)],
+    ],
+    ANALYSIS_RESULTS: [
+        [("media_id", ASCENDING), ("stage", ASCENDING), ("model_version", ASCENDING)],
+        [("tenant_id", ASCENDING), ("stage", ASCENDING), ("occurred_at", DESCENDING)],
+        [("tenant_id", ASCENDING), ("result.class_names", ASCENDING)],
+    ],
+    DOCUMENTS: [
+        [("tenant_id", ASCENDING), ("owner_id", ASCENDING)],
+    ],
+}
+_TEXT_INDEXES: dict[str, list[tuple[str, str]]] = {
+    ANALYSIS_RESULTS: [
+        ("result.full_text", "text"),
+        ("result.codes.text", "text"),
+        ("result.sentences.en", "text"),
+        ("result.sentences.de", "text"),
+    ],
+    # Page texts sit under per-page, per-version keys: only a wildcard text index reaches them.
+    DOCUMENTS: [("$**", "text")],
+}
+
+
+def _database(settings: Settings, client: MongoClient) -> Database[dict[str, Any]]:
+    return client[settings.mongo.database]
+
+
+def read_live_generation(settings: Settings, client: MongoClient | None = None) -> str:
+    """The generation readers use: the pointer document's, or "g1" when there is none."""
+    with _borrowed(settings, client) as own:
+        pointer = _database(settings, own)[POINTER_COLLECTION].find_one({"_id": POINTER_ID})
+    if pointer is None:
+        return FIRST_GENERATION
+    return validate_generation(str(pointer["generation"]))
+
+
+@contextmanager
+def _borrowed(settings: Settings, client: MongoClient | None) -> Iterator[MongoClient]:
+    """The caller's client, or a new one closed on exit."""
+    if client is not None:
+        yield client
+        return
+    with mongo_client(settings) as own:
+        yield own
+
+
+def ensure_indexes(settings: Settings, generation: str, client: MongoClient) -> None:
+    """Creates the generation's collections and the indexes the API queries by."""
+    database = _database(settings, client)
+    for base, indexes in _INDEXES.items():
+        collection = database[collection_name(base, generation)]
+        for keys in indexes:
+            collection.create_index(keys)
+    for base, text_keys in _TEXT_INDEXES.items():
+        name = collection_name(base, generation)
+        try:
+            database[name].create_index(text_keys, name="text_search")
+        except OperationFailure as error:
+            # FerretDB has no text indexes; the API then falls back to $regex matching.
+            log.warning(
+                "MongoDB refused the text index of %s (%s); text search there is unindexed",
+                name,
+                error.details.get("errmsg") if error.details else error,
+            )
+
+
+class MongoProjection:
+    name = "mongo"
+    event_types: tuple[str, ...] = EVENT_TYPES
+    offsets_in_sink = False
+
+    def __init__(
+        self,
+        settings: Settings,
+        generation: str | None = None,
+        client: MongoClient | None = None,
+    ) -> None:
+        self.settings = settings
+        self._owns_client = client is None
+        self.client: MongoClient = client if client is not None else mongo_client(settings)
+        self.database = _database(settings, self.client)
+        # Without an explicit generation the projection follows the live pointer.
+        self.follows_live = generation is None
+        self.generation = (
+            read_live_generation(settings, self.client)
+            if generation is None
+            else validate_generation(generation)
+        )
+        ensure_indexes(settings, self.generation, self.client)
+
+    @property
+    def consumer_group(self) -> str:
+        return f"visionlog-projection-mongo-{self.generation}"
+
+    def collection(self, base: str) -> Collection[dict[str, Any]]:
+        return self.database[collection_name(base, self.generation)]
+
+    def stored_offsets(self) -> dict[TopicPartitionKey, int]:
+        return {}
+
+    def generation_changed(self) -> bool:
+        if not self.follows_live:
+            return False
+        live = read_live_generation(self.settings, self.client)
+        if live == self.generation:
+            return False
+        log.info("mongo projection: live generation %s -> %s", self.generation, live)
+        self.generation = live
+        ensure_indexes(self.settings, self.generation, self.client)
+        return True
+
+    def apply(
+        self, events: Sequence[ProjectedEvent], next_offsets: Mapping[TopicPartitionKey, int]
+    ) -> None:
+        batch: list[EventWrites] = []
+        for event in events:
+            try:
+                batch.append(writes_for_event(event))
+            except UnmappableEventError as error:
+                raise PoisonEventError(event, str(error)) from error
+        erased_now = {w.erasure.media_id: w.erasure for w in batch if w.erasure is not None}
+        tombstoned = self._tombstoned({w.media_id for w in batch if w.media_id is not None})
+        # Writes for an erased item are dropped: events on other topics may arrive after
+        # the erasure and must not bring the item back.
+        skipped = tombstoned | set(erased_now)
+        now = datetime.now(UTC)
+        upserts: dict[str, list[UpdateOne]] = defaultdict(list)
+        guarded: list[UpdateOne] = []
+        for writes in batch:
+            if writes.media_id in skipped:
+                continue
+            for upsert in writes.upserts:
+                update = {operator: dict(values) for operator, values in upsert.update.items()}
+                update.setdefault("$set", {})["projected_at"] = now
+                upserts[upsert.collection].append(
+                    UpdateOne({"_id": upsert.document_id}, update, upsert=True)
+                )
+            for counted in writes.guarded:
+                guarded.append(UpdateOne(counted.filter(), counted.guarded_update(), upsert=False))
+        for base, operations in upserts.items():
+            self.collection(base).bulk_write(operations, ordered=False)
+        if guarded:
+            # Guarded updates run after the upserts created their documents, in log order:
+            # each one applies only past the offset its partition last applied.
+            self.collection(MEDIA_ITEMS).bulk_write(guarded, ordered=True)
+        self._erase(erased_now, tombstoned, now)
+
+    def _tombstoned(self, media_ids: Iterable[str]) -> set[str]:
+        wanted = sorted(media_ids)
+        if not wanted:
+            return set()
+        found = self.collection(MEDIA_ITEMS).find(
+            {"_id": {"$in": wanted}, "status": STATUS_DELETED}, projection={"_id": 1}
+        )
+        return {str(document["_id"]) for document in found}
+
+    def _erase(self, erasures: Mapping[str, Erasure], tombstoned: set[str], now: datetime) -> None:
+        media_ids = sorted(erasures)
+        if not media_ids:
+            return
+        replacements = [
+            ReplaceOne(
+                {"_id": media_id},
+                {**erasures[media_id].tombstone, "projected_at": now},
+                upsert=True,
+            )
+            for media_id in media_ids
+            # The first erasure's tombstone stays; a repeated request only repeats the deletes.
+            if media_id not in tombstoned
+        ]
+        if replacements:
+            self.collection(MEDIA_ITEMS).bulk_write(replacements, ordered=False)
+        self.collection(ANALYSIS_RESULTS).bulk_write(
+            [DeleteMany({"media_id": media_id}) for media_id in media_ids], ordered=False
+        )
+        self.collection(DOCUMENTS).bulk_write(
+            [DeleteMany({"_id": media_id}) for media_id in media_ids], ordered=False
+        )
+
+    def close(self) -> None:
+        if self._owns_client:
+            self.client.close()
+
+
+def promote_mongo(
+    settings: Settings, generation: str, client: MongoClient | None = None
+) -> str | None:
+    """Points readers at `generation` in one update; returns the previous generation (None
+    when no pointer existed, i.e. readers used the default "g1")."""
+    validate_generation(generation)
+    with _borrowed(settings, client) as own:
+        database = _database(settings, own)
+        existing = set(database.list_collection_names())
+        missing = [
+            collection_name(base, generation)
+            for base in COLLECTION_BASES
+            if collection_name(base, generation) not in existing
+        ]
+        if missing:
+            raise ValueError(
+                f"cannot promote generation {generation}: collections {missing} do not exist "
+                f"in database {settings.mongo.database}; run its projection first"
+            )
+        previous = database[POINTER_COLLECTION].find_one_and_update(
+            {"_id": POINTER_ID},
+            {"$set": {"generation": generation, "promoted_at": datetime.now(UTC)}},
+            upsert=True,
+            return_document=ReturnDocument.BEFORE,
+        )
+    return None if previous is None else str(previous["generation"])
+
+
+def drop_generation(settings: Settings, generation: str, client: MongoClient | None = None) -> None:
+    """Drops a retired or abandoned generation's collections; never the live one."""
+    validate_generation(generation)
+    with _borrowed(settings, client) as own:
+        live = read_live_generation(settings, own)
+        if live == generation:
+            raise ValueError(f"generation {generation} is live; promote another one first")
+        database = _database(settings, own)
+        for base in COLLECTION_BASES:
+            database.drop_collection(collection_name(base, generation))
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, datetime):
+        # Millisecond precision is what BSON keeps; render it with an explicit UTC offset.
+        return value.astimezone(UTC).isoformat(timespec="milliseconds")
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, Mapping):
+        return {str(key): _canonical(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_canonical(item) for item in value]
+    return value
+
+
+def mongo_checksum(
+    settings: Settings, generation: str, client: MongoClient | None = None
+) -> dict[str, str]:
+    """SHA-256 per collection over its documents sorted by _id, without projection-time
+    fields and independent of field order: the same log gives the same checksums."""
+    validate_generation(generation)
+    checksums: dict[str, str] = {}
+    with _borrowed(settings, client) as own:
+        database = _database(settings, own)
+        for base in COLLECTION_BASES:
+            digest = hashlib.sha256()
+            cursor = database[collection_name(base, generation)].find({}, sort=[("_id", ASCENDING)])
+            for document in cursor:
+                kept = {k: v for k, v in document.items() if k not in PROJECTION_TIME_FIELDS}
+                digest.update(
+                    json.dumps(_canonical(kept), sort_keys=True, separators=(",", ":")).encode()
+                )
+                digest.update(b"\n")
+            checksums[base] = digest.hexdigest()
+    return checksums

@@ -1,0 +1,1 @@
+"""The PostgreSQL read model: migrations, pure row mapping, the projection and checksums."""

@@ -1,0 +1,440 @@
+"""The PostgreSQL projection: rows and consumer offsets in one transaction per batch.
+
+Every batch runs under the schema's advisory lock (the one migrations and `promote_rebuild`
+take) with `search_path` set to the schema by name, so after a rebuild is promoted the next
+batch writes to the new schema and finds that its stored offsets moved.
+
+Writes are idempotent and independent of the order in which partitions are read:
+result rows are keyed by event id (`ON CONFLICT DO NOTHING`); the media status and each
+processing status keep the latest event by event time; a deleted media item stays deleted
+and ignores later results. Nothing has foreign keys, so results may precede MediaUploaded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from functools import cache
+from typing import Any
+
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from projections.postgres.migrate import READMODEL_MIGRATIONS, apply_migrations, lock_schema
+from projections.postgres.rows import (
+    CONSUMED_EVENT_TYPES,
+    JSONB_COLUMNS,
+    MEDIA_RESULT_TABLES,
+    EventRows,
+    MediaChange,
+    Row,
+    RowMappingError,
+    event_rows,
+)
+from projections.runtime import (
+    PoisonEventError,
+    PositionMovedError,
+    ProjectedEvent,
+    TopicPartitionKey,
+)
+from visionlog.settings import Settings
+from visionlog.stores import PgConnection, postgres_connect
+
+CONSUMER_GROUP = "visionlog-projection-postgres"
+
+# Conflict targets of the result tables. Pages and frames are keyed by position in the
+# media item: a second event for the same page replaces the first only when its event id
+# is greater, so the outcome does not depend on the order of arrival.
+_RESULT_KEYS: dict[str, tuple[str, ...]] = {
+    "pages": ("media_id", "page_number"),
+    "frames": ("media_id", "frame_index"),
+    "text_results": ("event_id",),
+    "detections": ("event_id", "box_index"),
+    "codes": ("event_id", "code_index"),
+    "tracks": ("event_id", "track_id"),
+    "redactions": ("event_id",),
+    "scenes": ("event_id",),
+    "outputs": ("event_id",),
+}
+_REPLACED_BY_GREATER_EVENT_ID = frozenset({"pages", "frames"})
+
+# Status order at equal event time: a failure outranks progress, progress an upload.
+_STATUS_RANK = sql.SQL(
+    "CASE {} WHEN 'uploaded' THEN 0 WHEN 'processing' THEN 1 WHEN 'failed' THEN 2 ELSE 3 END"
+)
+
+
+def _adapt(row: Row) -> dict[str, Any]:
+    return {key: Jsonb(value) if key in JSONB_COLUMNS else value for key, value in row.items()}
+
+
+def _column_list(columns: Sequence[str]) -> sql.Composed:
+    return sql.SQL(", ").join(sql.Identifier(column) for column in columns)
+
+
+def _placeholders(columns: Sequence[str]) -> sql.Composed:
+    return sql.SQL(", ").join(sql.Placeholder(column) for column in columns)
+
+
+@cache
+def _result_insert(table: str, columns: tuple[str, ...]) -> sql.Composed:
+    keys = _RESULT_KEYS[table]
+    values: list[sql.Composable] = [sql.Placeholder(column) for column in columns]
+    if table == "detections":
+        # The frame's capture time and camera, when the frame is already known.
+        frame = sql.SQL(
+            "(SELECT f.{} FROM frames f WHERE f.media_id = %(media_id)s"
+            " AND f.frame_index = %(frame_index)s)"
+        )
+        index = columns.index("observed_at")
+        values[index] = sql.SQL("COALESCE({}, %(observed_at)s)").format(
+            frame.format(sql.Identifier("captured_at"))
+        )
+        index = columns.index("camera_id")
+        values[index] = sql.SQL("COALESCE(%(camera_id)s, {})").format(
+            frame.format(sql.Identifier("camera_id"))
+        )
+    query = sql.SQL(
+        "INSERT INTO {table} ({columns}) VALUES ({values}) ON CONFLICT ({keys})"
+    ).format(
+        table=sql.Identifier(table),
+        columns=_column_list(columns),
+        values=sql.SQL(", ").join(values),
+        keys=_column_list(keys),
+    )
+    if table not in _REPLACED_BY_GREATER_EVENT_ID:
+        return sql.SQL("{} DO NOTHING").format(query)
+    updates = sql.SQL(", ").join(
+        sql.SQL("{column} = EXCLUDED.{column}").format(column=sql.Identifier(column))
+        for column in columns
+        if column not in keys
+    )
+    return sql.SQL(
+        "{query} DO UPDATE SET {updates} WHERE EXCLUDED.event_id > {table}.event_id"
+    ).format(query=query, updates=updates, table=sql.Identifier(table))
+
+
+def _status_wins(new: str, old: str) -> sql.Composed:
+    """SQL: the status of `new` replaces `old` (latest event time, then rank)."""
+    return sql.SQL("({new}.status_at, {new_rank}) > ({old}.status_at, {old_rank})").format(
+        new=sql.Identifier(new),
+        old=sql.Identifier(old),
+        new_rank=_STATUS_RANK.format(sql.SQL("{}.status").format(sql.Identifier(new))),
+        old_rank=_STATUS_RANK.format(sql.SQL("{}.status").format(sql.Identifier(old))),
+    )
+
+
+def _merged_status(column: str) -> sql.Composed:
+    return sql.SQL(
+        "CASE WHEN media.status = 'deleted' THEN media.{column}"
+        " WHEN {wins} THEN EXCLUDED.{column} ELSE media.{column} END"
+    ).format(column=sql.Identifier(column), wins=_status_wins("excluded", "media"))
+
+
+@cache
+def _media_upload(columns: tuple[str, ...]) -> sql.Composed:
+    # Once deleted, an item keeps no filename, source URI or labels, even when its
+    # MediaUploaded is read after its MediaDeleted.
+    erased = {"filename", "source_uri", "labels"}
+    assignments: list[sql.Composable] = [
+        sql.SQL("status = {}").format(_merged_status("status")),
+        sql.SQL("status_at = {}").format(_merged_status("status_at")),
+        sql.SQL("updated_at = now()"),
+    ]
+    for column in columns:
+        if column in {"media_id", "status", "status_at"}:
+            continue
+        if column in erased:
+            assignments.append(
+                sql.SQL(
+                    "{column} = CASE WHEN media.status = 'deleted' THEN media.{column}"
+                    " ELSE EXCLUDED.{column} END"
+                ).format(column=sql.Identifier(column))
+            )
+        else:
+            assignments.append(
+                sql.SQL("{column} = EXCLUDED.{column}").format(column=sql.Identifier(column))
+            )
+    return sql.SQL(
+        "INSERT INTO media ({columns}) VALUES ({values})"
+        " ON CONFLICT (media_id) DO UPDATE SET {assignments}"
+    ).format(
+        columns=_column_list(columns),
+        values=_placeholders(columns),
+        assignments=sql.SQL(", ").join(assignments),
+    )
+
+
+_MEDIA_STATUS = sql.SQL(
+    "INSERT INTO media (media_id, tenant_id, owner_id, status, status_at, camera_id)"
+    " VALUES (%(media_id)s, %(tenant_id)s, %(owner_id)s, %(status)s, %(status_at)s,"
+    " %(camera_id)s)"
+    " ON CONFLICT (media_id) DO UPDATE SET status = {status}, status_at = {status_at},"
+    " camera_id = COALESCE(media.camera_id, EXCLUDED.camera_id), updated_at = now()"
+).format(status=_merged_status("status"), status_at=_merged_status("status_at"))
+
+# The earliest deletion wins, so two deletions give one outcome in any order.
+_MEDIA_DELETE = sql.SQL(
+    "INSERT INTO media (media_id, tenant_id, owner_id, status, status_at, deleted_at,"
+    " deleted_reason, deleted_by)"
+    " VALUES (%(media_id)s, %(tenant_id)s, %(owner_id)s, %(status)s, %(status_at)s,"
+    " %(deleted_at)s, %(deleted_reason)s, %(deleted_by)s)"
+    " ON CONFLICT (media_id) DO UPDATE SET status = 'deleted',"
+    " status_at = LEAST(COALESCE(media.deleted_at, EXCLUDED.deleted_at), EXCLUDED.deleted_at),"
+    " deleted_reason = CASE WHEN media.deleted_at IS NULL OR EXCLUDED.deleted_at < media.deleted_at"
+    " THEN EXCLUDED.deleted_reason ELSE media.deleted_reason END,"
+    " deleted_by = CASE WHEN media.deleted_at IS NULL OR EXCLUDED.deleted_at < media.deleted_at"
+    " THEN EXCLUDED.deleted_by ELSE media.deleted_by END,"
+    " deleted_at = LEAST(COALESCE(media.deleted_at, EXCLUDED.deleted_at), EXCLUDED.deleted_at),"
+    " filename = NULL, source_uri = NULL, labels = '{}'::jsonb, updated_at = now()"
+)
+
+_PROCESSING_COLUMNS = (
+    "media_id",
+    "stage",
+    "item_label",
+    "model_version",
+    "tenant_id",
+    "owner_id",
+    "model_name",
+    "status",
+    "error_type",
+    "error",
+    "retryable",
+    "attempts",
+    "event_id",
+    "event_at",
+)
+_PROCESSING_UPSERT = sql.SQL(
+    "INSERT INTO processing_status ({columns}) VALUES ({values})"
+    " ON CONFLICT (media_id, stage, item_label, model_version) DO UPDATE SET {updates},"
+    " updated_at = now()"
+    " WHERE (EXCLUDED.event_at, EXCLUDED.event_id)"
+    " > (processing_status.event_at, processing_status.event_id)"
+).format(
+    columns=_column_list(_PROCESSING_COLUMNS),
+    values=_placeholders(_PROCESSING_COLUMNS),
+    updates=sql.SQL(", ").join(
+        sql.SQL("{column} = EXCLUDED.{column}").format(column=sql.Identifier(column))
+        for column in _PROCESSING_COLUMNS[4:]
+    ),
+)
+
+_AUDIT_COLUMNS = (
+    "event_id",
+    "event_type",
+    "media_id",
+    "tenant_id",
+    "owner_id",
+    "producer",
+    "correlation_id",
+    "causation_id",
+    "occurred_at",
+    "topic",
+    "partition",
+    "offset",
+)
+_AUDIT_INSERT = sql.SQL(
+    "INSERT INTO audit_log ({columns}) VALUES ({values}) ON CONFLICT (event_id) DO NOTHING"
+).format(columns=_column_list(_AUDIT_COLUMNS), values=_placeholders(_AUDIT_COLUMNS))
+
+_FRAME_TIMES = sql.SQL(
+    "UPDATE detections d SET observed_at = f.captured_at,"
+    " camera_id = COALESCE(d.camera_id, f.camera_id)"
+    " FROM frames f WHERE f.media_id = %(media_id)s AND f.frame_index = %(frame_index)s"
+    " AND d.media_id = f.media_id AND d.frame_index = f.frame_index"
+)
+
+_OFFSETS_SELECT = sql.SQL(
+    "SELECT topic, partition, next_offset FROM projection_offsets WHERE consumer = %s"
+)
+_OFFSETS_FOR_UPDATE = sql.SQL("{} FOR UPDATE").format(_OFFSETS_SELECT)
+_OFFSETS_UPSERT = sql.SQL(
+    "INSERT INTO projection_offsets (consumer, topic, partition, next_offset)"
+    " VALUES (%s, %s, %s, %s) ON CONFLICT (consumer, topic, partition)"
+    " DO UPDATE SET next_offset = EXCLUDED.next_offset, updated_at = now()"
+)
+
+
+def _set_search_path(conn: PgConnection, schema: str) -> None:
+    conn.execute(sql.SQL("SET LOCAL search_path TO {}").format(sql.Identifier(schema)))
+
+
+class PostgresProjection:
+    """Projects the log into one PostgreSQL schema (`settings.projections.postgres_schema`
+    unless `schema` is given, e.g. the rebuild schema)."""
+
+    name = "postgres"
+    event_types: tuple[str, ...] = CONSUMED_EVENT_TYPES
+    offsets_in_sink = True
+
+    def __init__(
+        self,
+        settings: Settings,
+        schema: str | None = None,
+        *,
+        before_commit: Callable[[], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.schema = schema or settings.projections.postgres_schema
+        # Called inside the batch transaction after the writes, before COMMIT.
+        self.before_commit = before_commit
+        self._conn = postgres_connect(settings)
+        apply_migrations(self._conn, self.schema, READMODEL_MIGRATIONS)
+        # Where this instance expects each partition's next batch to start: what it last
+        # stored or read. It tells skipped messages (not projected here) from a moved position.
+        self._expected: dict[TopicPartitionKey, int] = {}
+
+    @property
+    def consumer_group(self) -> str:
+        return CONSUMER_GROUP
+
+    def stored_offsets(self) -> dict[TopicPartitionKey, int]:
+        with self._conn.transaction():
+            _set_search_path(self._conn, self.schema)
+            stored = self._read_offsets()
+        self._expected.update(stored)
+        return stored
+
+    def _read_offsets(self, *, for_update: bool = False) -> dict[TopicPartitionKey, int]:
+        query = _OFFSETS_FOR_UPDATE if for_update else _OFFSETS_SELECT
+        rows = self._conn.execute(query, (self.consumer_group,)).fetchall()
+        return {(row["topic"], row["partition"]): row["next_offset"] for row in rows}
+
+    def apply(
+        self, events: Sequence[ProjectedEvent], next_offsets: Mapping[TopicPartitionKey, int]
+    ) -> None:
+        mapped: list[tuple[ProjectedEvent, EventRows]] = []
+        for event in events:
+            try:
+                mapped.append((event, event_rows(event)))
+            except RowMappingError as error:
+                raise PoisonEventError(event, f"{event.event_type}: {error}") from error
+        starts: dict[TopicPartitionKey, int] = {}
+        for event in events:
+            starts[event.position] = min(event.offset, starts.get(event.position, event.offset))
+        with self._conn.transaction():
+            _set_search_path(self._conn, self.schema)
+            lock_schema(self._conn, self.schema)
+            stored = self._read_offsets(for_update=True)
+            self._check_position(stored, starts, next_offsets)
+            for event, rows in mapped:
+                self._write(event, rows)
+            for (topic, partition), offset in next_offsets.items():
+                self._conn.execute(_OFFSETS_UPSERT, (self.consumer_group, topic, partition, offset))
+            if self.before_commit is not None:
+                self.before_commit()
+        self._expected.update(next_offsets)
+
+    def _check_position(
+        self,
+        stored: Mapping[TopicPartitionKey, int],
+        starts: Mapping[TopicPartitionKey, int],
+        next_offsets: Mapping[TopicPartitionKey, int],
+    ) -> None:
+        moved: dict[TopicPartitionKey, int] = {}
+        for position, end in next_offsets.items():
+            if position not in stored:
+                continue
+            start = self._expected.get(position, starts.get(position))
+            if start is None:
+                # Neither a known position nor an event of this partition: only a stored
+                # offset at or beyond this batch's end can be told to have moved.
+                if stored[position] >= end:
+                    moved[position] = stored[position]
+            elif stored[position] != start:
+                moved[position] = stored[position]
+        if moved:
+            self._expected.update(stored)
+            raise PositionMovedError(stored)
+
+    def _write(self, event: ProjectedEvent, rows: EventRows) -> None:
+        conn = self._conn
+        conn.execute(_AUDIT_INSERT, rows.audit)
+        if rows.media_id is None:
+            return
+        if rows.erase:
+            for table in MEDIA_RESULT_TABLES:
+                conn.execute(
+                    sql.SQL("DELETE FROM {} WHERE media_id = %s").format(sql.Identifier(table)),
+                    (rows.media_id,),
+                )
+        elif self._is_deleted(rows.media_id):
+            # Erased media stays erased: results read after its deletion are not kept.
+            return
+        if rows.media is not None:
+            self._write_media(rows.media)
+        for table, table_rows in rows.results.items():
+            for row in table_rows:
+                conn.execute(_result_insert(table, tuple(row)), _adapt(row))
+            if table == "frames":
+                for row in table_rows:
+                    conn.execute(_FRAME_TIMES, row)
+        for status in rows.processing:
+            conn.execute(_PROCESSING_UPSERT, status)
+
+    def _is_deleted(self, media_id: str) -> bool:
+        row = self._conn.execute(
+            "SELECT status FROM media WHERE media_id = %s", (media_id,)
+        ).fetchone()
+        return row is not None and row["status"] == "deleted"
+
+    def _write_media(self, change: MediaChange) -> None:
+        if change.kind == "upload":
+            self._conn.execute(_media_upload(tuple(change.values)), _adapt(change.values))
+        elif change.kind == "status":
+            self._conn.execute(_MEDIA_STATUS, change.values)
+        else:
+            self._conn.execute(_MEDIA_DELETE, change.values)
+
+    def generation_changed(self) -> bool:
+        # The schema is resolved by name in every batch: a promoted rebuild is picked up
+        # by the stored-offsets check, without reopening the consumer.
+        return False
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def _schema_exists(conn: PgConnection, schema: str) -> bool:
+    row = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,)).fetchone()
+    return row is not None
+
+
+def promote_rebuild(settings: Settings, live_schema: str, rebuild_schema: str) -> str:
+    """Switches the rebuilt schema live in one transaction; returns the retired name.
+
+    The live schema becomes `{live}_retired_{n}` (n one more than any retired before) and
+    the rebuild schema takes the live name. Returns '' when there was no live schema yet.
+    Runs under the advisory locks of both names, so no projection batch straddles the switch.
+    """
+    if live_schema == rebuild_schema:
+        raise ValueError(f"live and rebuild schema are both {live_schema!r}")
+    with postgres_connect(settings) as conn, conn.transaction():
+        for name in sorted((live_schema, rebuild_schema)):
+            lock_schema(conn, name)
+        if not _schema_exists(conn, rebuild_schema):
+            raise LookupError(f"rebuild schema {rebuild_schema!r} does not exist")
+        retired = ""
+        if _schema_exists(conn, live_schema):
+            rows = conn.execute(
+                "SELECT nspname FROM pg_namespace WHERE starts_with(nspname, %s)",
+                (f"{live_schema}_retired_",),
+            ).fetchall()
+            prefix = f"{live_schema}_retired_"
+            numbers = [
+                int(row["nspname"][len(prefix) :])
+                for row in rows
+                if row["nspname"][len(prefix) :].isdigit()
+            ]
+            retired = f"{live_schema}_retired_{max(numbers, default=0) + 1}"
+            conn.execute(
+                sql.SQL("ALTER SCHEMA {} RENAME TO {}").format(
+                    sql.Identifier(live_schema), sql.Identifier(retired)
+                )
+            )
+        conn.execute(
+            sql.SQL("ALTER SCHEMA {} RENAME TO {}").format(
+                sql.Identifier(rebuild_schema), sql.Identifier(live_schema)
+            )
+        )
+    return retired

@@ -1,0 +1,83 @@
+"""The reprocess worker: executes each ReprocessRequested on the control topic, in order.
+
+A failed request (unknown stage, wrong model version) is dead-lettered with its reason and
+the worker goes on; the request's offset is committed only after it ran or was
+dead-lettered, so a crash in the middle runs it again (its results deduplicate by id).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from confluent_kafka import Consumer
+
+from processors.runtime import InboundMessage, StageFailure, failure_record
+from processors.stage import StageContext
+from projections.replay.reprocess import ReprocessError, ReprocessReport, execute
+from visionlog.blobstore import BlobStore
+from visionlog.codec import AvroCodec, MalformedEventError
+from visionlog.kafka import EventPublisher, consumer_config
+from visionlog.registry import HttpSchemaRegistry
+from visionlog.settings import Settings
+from visionlog.topics import full_topic_name, topic_for_event
+
+log = logging.getLogger(__name__)
+
+
+def reprocess_group(settings: Settings) -> str:
+    return f"{settings.kafka.topic_prefix}visionlog-reprocess"
+
+
+def run_reprocess_worker(
+    settings: Settings, stop: threading.Event, *, max_requests: int | None = None
+) -> list[ReprocessReport]:
+    codec = AvroCodec(HttpSchemaRegistry(settings.registry))
+    publisher = EventPublisher(settings.kafka, codec)
+    context = StageContext(settings=settings, blobs=BlobStore.from_settings(settings.minio))
+    consumer = Consumer(consumer_config(settings.kafka, reprocess_group(settings)))
+    consumer.subscribe([full_topic_name(topic_for_event("ReprocessRequested"), settings.kafka)])
+    reports: list[ReprocessReport] = []
+    try:
+        while not stop.is_set() and (max_requests is None or len(reports) < max_requests):
+            message = consumer.poll(0.5)
+            if message is None or message.error() is not None:
+                continue
+            inbound = InboundMessage(
+                message.topic() or "",
+                message.partition() or 0,
+                message.offset() or 0,
+                message.key(),
+                message.value(),
+            )
+            try:
+                decoded = codec.decode(inbound.value)
+                report = execute(settings, codec, publisher, context, decoded.record)
+            except (ReprocessError, MalformedEventError) as error:
+                record = failure_record(
+                    worker="reprocess",
+                    failure=StageFailure("reprocess", error, 1, retryable=False),
+                    message=inbound,
+                    source=None,
+                    event_type="ReprocessRequested",
+                    component="projections",
+                )
+                log.warning("reprocess request at offset %d failed: %s", inbound.offset, error)
+                publisher.publish(
+                    "ProcessingFailed", record, key=record["envelope"]["correlation_id"]
+                )
+                publisher.flush()
+                report = ReprocessReport(reprocess_id="failed")
+            else:
+                log.info(
+                    "reprocess %s: %d matched, %d results in %.1fs",
+                    report.reprocess_id,
+                    report.matched,
+                    report.published,
+                    report.seconds,
+                )
+            consumer.commit(message=message, asynchronous=False)
+            reports.append(report)
+    finally:
+        consumer.close()
+    return reports

@@ -1,0 +1,20 @@
+"""The processing stage each result event completes, as every read model names it.
+
+The names are the processors' stage names (processors/bindings.py), so a status in the
+read models, a ProcessingFailed's `stage` and a reprocess request all speak of the same
+thing. Embeddings of text and of images share one progress entry.
+"""
+
+from __future__ import annotations
+
+RESULT_STAGES: dict[str, str] = {
+    "PageRendered": "render",
+    "TextRecognized": "ocr",
+    "ObjectsDetected": "detection",
+    "CodesDecoded": "codes",
+    "MediaRedacted": "anonymise",
+    "TrackUpdated": "tracking",
+    "SceneDescribed": "scene",
+    "OutputGenerated": "outputs",
+    "EmbeddingComputed": "embedding",
+}

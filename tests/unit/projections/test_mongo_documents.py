@@ -1,0 +1,227 @@
+"""The pure event -> MongoDB write mapping, and generation ids."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from projections.generations import (
+    InvalidGenerationError,
+    generation_number,
+    next_generation,
+)
+from projections.mongo.documents import (
+    ANALYSIS_RESULTS,
+    DOCUMENTS,
+    MEDIA_ITEMS,
+    STATUS_DELETED,
+    STATUS_PENDING,
+    STATUS_STREAM,
+    STATUS_UPLOADED,
+    UnmappableEventError,
+    Upsert,
+    field_key,
+    item_label,
+    split_versioned,
+    writes_for_event,
+)
+from tests.factories import sample_event
+from tests.processor_factories import (
+    MODEL,
+    blob,
+    detections_event,
+    item,
+    new_media_id,
+    text_event,
+)
+from tests.projection_factories import projected
+from visionlog.schemas import get_catalog
+
+
+def _one(upserts: list[Upsert], collection: str) -> Upsert:
+    found = [u for u in upserts if u.collection == collection]
+    assert len(found) == 1, found
+    return found[0]
+
+
+def test_generation_ids_count_up_and_reject_malformed_ids() -> None:
+    assert next_generation("g1") == "g2"
+    assert next_generation("g9") == "g10"
+    assert generation_number("g12") == 12
+    for bad in ("g0", "1", "G1", "g01", "g1x", ""):
+        with pytest.raises(InvalidGenerationError, match="g<n>"):
+            generation_number(bad)
+
+
+def test_field_keys_escape_dots_and_dollars_without_collisions() -> None:
+    assert field_key("pp-ocr@2.7.0") == "pp-ocr@2%2E7%2E0"
+    assert field_key("$x") == "%24x"
+    # The escape character itself is escaped, so distinct inputs stay distinct.
+    assert field_key("1.0") != field_key("1%2E0")
+    assert "." not in field_key("a.b.c")
+
+
+def test_item_labels_name_pages_and_share_one_key_for_frames() -> None:
+    media_id = new_media_id()
+    assert item_label(item(media_id, page=3)) == "page-3"
+    assert item_label(item(media_id, frame=7)) == "frame"
+    assert item_label(item(media_id)) == "image"
+    assert item_label(None) == "media"
+
+
+def test_split_versioned_takes_the_last_slash() -> None:
+    assert split_versioned("processors.outputs/0.1.0") == ("processors.outputs", "0.1.0")
+    assert split_versioned("bytetrack/visionlog-0.1") == ("bytetrack", "visionlog-0.1")
+    assert split_versioned("noversion") == ("noversion", None)
+
+
+def test_media_uploaded_sets_the_media_document() -> None:
+    media_id = new_media_id()
+    record = sample_event(
+        get_catalog(),
+        "MediaUploaded",
+        media_id=media_id,
+        media_kind="PDF",
+        original=blob("doc.pdf"),
+        source="HTTP",
+        source_uri=None,
+        width=None,
+        height=None,
+        page_count=4,
+        labels={"case": "42"},
+    )
+    writes = writes_for_event(projected("MediaUploaded", record))
+    assert writes.media_id == media_id
+    assert writes.guarded == [] and writes.erasure is None
+    upsert = _one(writes.upserts, MEDIA_ITEMS)
+    assert upsert.document_id == media_id
+    document = upsert.update["$set"]
+    assert document["status"] == STATUS_UPLOADED
+    assert document["media_kind"] == "PDF"
+    assert document["dimensions"]["page_count"] == 4
+    assert document["labels"] == {"case": "42"}
+    assert document["uploaded_at"] == record["envelope"]["occurred_at"]
+    assert document["tenant_id"] == "tests"
+    # Upload facts are $set, never $setOnInsert, so they win over a result that came first.
+    assert "$setOnInsert" not in upsert.update
+
+
+def test_text_result_maps_to_three_collections_with_a_guarded_counter() -> None:
+    media_id = new_media_id()
+    record = text_event(media_id, item(media_id, page=2), [[[("Hello", (1, 1, 9, 9))]]])
+    event = projected("TextRecognized", record, topic="ocr.text", partition=3, offset=17)
+    writes = writes_for_event(event)
+
+    media = _one(writes.upserts, MEDIA_ITEMS)
+    assert media.update["$setOnInsert"]["status"] == STATUS_PENDING
+    assert media.update["$max"]["progress.ocr.last_at"] == record["envelope"]["occurred_at"]
+
+    result = _one(writes.upserts, ANALYSIS_RESULTS)
+    assert result.document_id == event.event_id
+    stored = result.update["$set"]
+    assert stored["stage"] == "ocr"
+    assert stored["model_name"] == MODEL["name"]
+    assert stored["model_version"] == MODEL["version"]
+    assert stored["item"]["page_number"] == 2
+    assert stored["result"]["full_text"] == "Hello"
+    # Compact: blocks keep their text, not the word geometry.
+    assert "lines" not in stored["result"]["blocks"][0]
+
+    document = _one(writes.upserts, DOCUMENTS)
+    version_key = field_key(f"{MODEL['name']}@{MODEL['version']}")
+    assert document.update["$set"][f"pages.page-2.versions.{version_key}"]["text"] == "Hello"
+
+    (counter,) = writes.guarded
+    assert counter.guard_field == "log_positions.ocr%2Etext:3"
+    assert counter.filter() == {
+        "_id": media_id,
+        "log_positions.ocr%2Etext:3": {"$not": {"$gte": 17}},
+    }
+    update = counter.guarded_update()
+    assert update["$inc"] == {"progress.ocr.done": 1}
+    assert update["$set"] == {"log_positions.ocr%2Etext:3": 17}
+
+
+def test_detections_keep_boxes_and_class_names() -> None:
+    media_id = new_media_id()
+    record = detections_event(
+        media_id,
+        item(media_id),
+        [("person", 0.9, (1, 2, 3, 4), 5.0), ("car", 0.5, (5, 6, 7, 8), None)],
+    )
+    writes = writes_for_event(projected("ObjectsDetected", record))
+    result = _one(writes.upserts, ANALYSIS_RESULTS).update["$set"]["result"]
+    assert result["class_names"] == ["car", "person"]
+    assert result["detections"][0]["box"] == {"x_min": 1, "y_min": 2, "x_max": 3, "y_max": 4}
+    assert result["detections"][0]["distance_m"] == 5.0
+    assert not [u for u in writes.upserts if u.collection == DOCUMENTS]
+
+
+def test_frames_are_counted_by_a_guarded_update_not_an_array() -> None:
+    media_id = new_media_id()
+    record = sample_event(
+        get_catalog(), "FrameCaptured", media_id=media_id, camera_id="gate", frame_index=41
+    )
+    writes = writes_for_event(projected("FrameCaptured", record, topic="media.frames", offset=9))
+    media = _one(writes.upserts, MEDIA_ITEMS)
+    assert media.update["$set"] == {"camera_id": "gate"}
+    # A camera stream never has an upload: its document is a stream, not pending.
+    assert media.update["$setOnInsert"]["status"] == STATUS_STREAM
+    (counter,) = writes.guarded
+    update = counter.guarded_update()
+    assert update["$inc"] == {"frames.count": 1}
+    assert update["$set"]["frames.latest"]["frame_index"] == 41
+    assert not any("$push" in u.update or "$addToSet" in u.update for u in writes.upserts)
+
+
+def test_failures_count_per_stage_and_ownerless_failures_write_nothing() -> None:
+    media_id = new_media_id()
+    failed = sample_event(
+        get_catalog(), "ProcessingFailed", media_id=media_id, stage="detect.v2", retryable=False
+    )
+    writes = writes_for_event(projected("ProcessingFailed", failed))
+    (counter,) = writes.guarded
+    update = counter.guarded_update()
+    assert update["$inc"] == {"progress.detect%2Ev2.failed": 1}
+    assert update["$set"]["progress.detect%2Ev2.last_error"]["retryable"] is False
+    assert _one(writes.upserts, ANALYSIS_RESULTS).update["$set"]["stage"] == "detect.v2"
+
+    rejected = sample_event(get_catalog(), "ProcessingFailed", media_id=None)
+    rejected["media_id"] = None
+    nothing = writes_for_event(projected("ProcessingFailed", rejected))
+    assert nothing.media_id is None
+    assert nothing.upserts == [] and nothing.guarded == []
+
+
+def test_embeddings_only_count_progress() -> None:
+    media_id = new_media_id()
+    record = sample_event(get_catalog(), "EmbeddingComputed", media_id=media_id)
+    writes = writes_for_event(projected("EmbeddingComputed", record))
+    assert [u.collection for u in writes.upserts] == [MEDIA_ITEMS]
+    assert writes.guarded[0].guarded_update()["$inc"] == {"progress.embedding.done": 1}
+
+
+def test_media_deleted_becomes_an_erasure_with_a_tombstone() -> None:
+    media_id = new_media_id()
+    record = sample_event(get_catalog(), "MediaDeleted", media_id=media_id, reason="user_request")
+    writes = writes_for_event(projected("MediaDeleted", record))
+    assert writes.upserts == [] and writes.guarded == []
+    assert writes.erasure is not None
+    tombstone: dict[str, Any] = writes.erasure.tombstone
+    assert tombstone["_id"] == media_id
+    assert tombstone["status"] == STATUS_DELETED
+    assert tombstone["deletion_reason"] == "user_request"
+    # Erasure keeps nothing of the upload: no file name, labels or blobs.
+    assert not {"original", "original_filename", "labels"} & set(tombstone)
+
+
+def test_unknown_types_and_broken_records_are_rejected_precisely() -> None:
+    media_id = new_media_id()
+    record = sample_event(get_catalog(), "CameraStatusReported")
+    with pytest.raises(UnmappableEventError, match="does not map CameraStatusReported"):
+        writes_for_event(projected("CameraStatusReported", record))
+    broken = text_event(media_id, item(media_id), [[[("x", (1, 1, 2, 2))]]])
+    del broken["full_text"]
+    with pytest.raises(UnmappableEventError, match="full_text"):
+        writes_for_event(projected("TextRecognized", broken))
