@@ -52,9 +52,11 @@ def build_context(
         qdrant_factory = lambda: given  # noqa: E731
     else:
         qdrant_factory = lambda: stores.qdrant_client(settings)  # noqa: E731
+    pool = stores.postgres_pool(settings)
     return ApiContext(
         settings=settings,
-        auth=AuthStore(settings, auth_schema),
+        pool=pool,
+        auth=AuthStore(settings, auth_schema, pool),
         tokens=TokenService(load_signing_key(settings), settings.api),
         blobs=BlobStore.from_settings(settings.minio),
         mongo=stores.mongo_client(settings),

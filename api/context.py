@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from fastapi import Request
+from psycopg_pool import ConnectionPool
 from qdrant_client import QdrantClient
 
 from api.auth.store import AuthStore
@@ -41,6 +43,7 @@ class ApiContext:
     tokens: TokenService
     blobs: BlobStore
     mongo: stores.MongoClient
+    pool: ConnectionPool[stores.PgConnection]
     qdrant_factory: Callable[[], QdrantClient]
     ingestor: Ingestor | None = None
     jobs: dict[str, ReplayJob] = field(default_factory=dict)
@@ -77,11 +80,12 @@ class ApiContext:
         """The event publisher: the ingestor's (it carries the configured topics)."""
         return self.get_ingestor().publisher
 
-    def pg(self) -> stores.PgConnection:
-        return stores.postgres_connect(self.settings)
+    def pg(self) -> AbstractContextManager[stores.PgConnection]:
+        return self.pool.connection()
 
     def close(self, *, close_qdrant: bool) -> None:
         self.mongo.close()
+        self.pool.close()
         if close_qdrant and self._qdrant is not None:
             self._qdrant.close()
 

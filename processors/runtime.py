@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from confluent_kafka import Message
+
 from processors.bindings import StageBinding
 from processors.stage import PROCESSORS_VERSION, Outgoing, PermanentStageError, Stage, StageContext
 from producers.errors import MediaRejectedError
@@ -53,6 +55,16 @@ class InboundMessage:
     offset: int
     key: bytes | None
     value: bytes | None
+
+    @classmethod
+    def from_kafka(cls, message: Message) -> InboundMessage:
+        return cls(
+            message.topic() or "",
+            message.partition() or 0,
+            message.offset() or 0,
+            message.key(),
+            message.value(),
+        )
 
 
 @dataclass

@@ -440,7 +440,9 @@ def validate_image(data: bytes, media_type: MediaType, *, max_pixels: int) -> Im
     # Imported here: Pillow's plugins load lazily and detection alone does not need them.
     from PIL import Image
 
-    # Pillow's own guard, as a second line behind the header check above.
+    # Pillow's own guard, as a second line behind the header check above; the global is
+    # restored so this call's limit does not leak into other users of Pillow.
+    previous_limit = Image.MAX_IMAGE_PIXELS
     Image.MAX_IMAGE_PIXELS = max_pixels
     try:
         frames, mode = _decode_every_frame(data, media_type, header)
@@ -459,6 +461,8 @@ def validate_image(data: bytes, media_type: MediaType, *, max_pixels: int) -> Im
         raise _decode_failure(media_type, exc) from exc
     except (OSError, SyntaxError, EOFError, struct.error, IndexError) as exc:
         raise _decode_failure(media_type, exc) from exc
+    finally:
+        Image.MAX_IMAGE_PIXELS = previous_limit
     return ImageInfo(
         width=header.width,
         height=header.height,

@@ -216,13 +216,7 @@ class ProjectionRunner:
         events: list[ProjectedEvent] = []
         skipped = 0
         for message in messages:
-            inbound = InboundMessage(
-                message.topic() or "",
-                message.partition() or 0,
-                message.offset() or 0,
-                message.key(),
-                message.value(),
-            )
+            inbound = InboundMessage.from_kafka(message)
             try:
                 decoded = self.codec.decode(inbound.value)
             except (MalformedEventError, ValueError, KeyError) as error:

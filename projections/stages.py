@@ -18,3 +18,20 @@ RESULT_STAGES: dict[str, str] = {
     "OutputGenerated": "outputs",
     "EmbeddingComputed": "embedding",
 }
+
+# Every event some read model is built from, in the order of a media item's life.
+PROJECTED_EVENTS: tuple[str, ...] = (
+    "MediaUploaded",
+    "MediaDeleted",
+    "PageRendered",
+    "FrameCaptured",
+    "TextRecognized",
+    "ObjectsDetected",
+    "CodesDecoded",
+    "TrackUpdated",
+    "MediaRedacted",
+    "SceneDescribed",
+    "OutputGenerated",
+    "ProcessingFailed",
+    "EmbeddingComputed",
+)

@@ -161,6 +161,9 @@ def init_command() -> None:
 @app.command("run")
 def run_command(
     timeout_s: Annotated[float, typer.Option(help="How long to wait for results")] = 600.0,
+    require_complete: Annotated[
+        bool, typer.Option(help="Exit with an error when results are still missing")
+    ] = False,
 ) -> None:
     """The main job: the whole platform on the local stack, fed with the bundled samples."""
     from stack.mainjob import run_main_job
@@ -204,6 +207,8 @@ def run_command(
         f"results {state} after {report.seconds:.0f}s; services keep running. "
         "Stop everything with: visionlog stop"
     )
+    if require_complete and not report.complete:
+        raise typer.Exit(1)
 
 
 @app.command("stop")

@@ -149,7 +149,7 @@ def summarise(settings: Settings, media: dict[str, str]) -> list[MediaSummary]:
                 ).format(table("text_results")),
                 (media_id,),
             )
-            summary.text = " ".join(r["full_text"] for r in texts).strip()
+            summary.text = " ".join(" ".join(r["full_text"].split()) for r in texts).strip()
             summary.languages = sorted({lang for r in texts for lang in r["languages"]})
             for row in _one(
                 conn,

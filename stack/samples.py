@@ -7,14 +7,12 @@ photo so that detection and tracking have moving objects to follow.
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 from reportlab.lib.pagesizes import A4
-from reportlab.lib.utils import ImageReader
 from reportlab.pdfgen import canvas
 
 SAMPLE_QR_TEXT = "https://visionlog.invalid/samples/invoice-2026-117"
@@ -40,14 +38,18 @@ class SampleSet:
         return [self.document, self.photo, self.video]
 
 
-def qr_png(text: str, module_px: int = 8) -> bytes:
+def draw_qr(pdf: canvas.Canvas, text: str, *, left: float, top: float, size: float) -> None:
+    """The QR code as vector squares, one per dark module (no raster image involved)."""
     modules = cv2.QRCodeEncoder.create().encode(text)
-    image = cv2.resize(modules, None, fx=module_px, fy=module_px, interpolation=cv2.INTER_NEAREST)
-    image = cv2.copyMakeBorder(image, 32, 32, 32, 32, cv2.BORDER_CONSTANT, value=255)
-    ok, encoded = cv2.imencode(".png", image)
-    if not ok:
-        raise RuntimeError("PNG encoding of the QR code failed")
-    return encoded.tobytes()
+    count = modules.shape[0]
+    step = size / count
+    pdf.setFillColorRGB(0, 0, 0)
+    for row in range(count):
+        for column in range(count):
+            if modules[row, column] < 128:
+                x = left + column * step
+                y = top - (row + 1) * step
+                pdf.rect(x, y, step, step, stroke=0, fill=1)
 
 
 def write_document(path: Path) -> Path:
@@ -61,8 +63,7 @@ def write_document(path: Path) -> Path:
             pdf.drawString(60, y, line)
             y -= 40
         if with_qr:
-            qr = ImageReader(io.BytesIO(qr_png(SAMPLE_QR_TEXT)))
-            pdf.drawImage(qr, 60, y - 220, width=200, height=200)
+            draw_qr(pdf, SAMPLE_QR_TEXT, left=60, top=y - 20, size=200)
         pdf.showPage()
     pdf.save()
     return path

@@ -8,6 +8,7 @@ from typing import Any
 import psycopg
 import pymongo
 from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool
 from qdrant_client import QdrantClient
 
 from visionlog.settings import Settings
@@ -22,6 +23,19 @@ def postgres_connect(settings: Settings, *, autocommit: bool = False) -> PgConne
         autocommit=autocommit,
         row_factory=dict_row,
         connect_timeout=10,
+    )
+
+
+def postgres_pool(settings: Settings, *, max_size: int = 16) -> ConnectionPool[PgConnection]:
+    """A pool for request handlers: SCRAM authentication costs milliseconds of CPU per
+    connection, more than most read-model queries."""
+    return ConnectionPool(
+        settings.postgres.conninfo(),
+        min_size=1,
+        max_size=max_size,
+        kwargs={"row_factory": dict_row, "connect_timeout": 10},
+        open=True,
+        timeout=30,
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -17,6 +18,7 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg_pool import ConnectionPool
 
 from api.auth.passwords import hash_password, verify_password
 from api.auth.roles import Role
@@ -74,16 +76,24 @@ def digest(secret: str) -> str:
 
 
 class AuthStore:
-    def __init__(self, settings: Settings, schema: str = "auth") -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        schema: str = "auth",
+        pool: ConnectionPool[stores.PgConnection] | None = None,
+    ) -> None:
         self.settings = settings
         self.schema = schema
+        self.pool = pool
         self._schema_id = sql.Identifier(schema)
 
     def _q(self, text: str) -> sql.Composed:
         """A statement whose `{s}` placeholders are the auth schema."""
         return sql.SQL(text).format(s=self._schema_id)
 
-    def connect(self) -> stores.PgConnection:
+    def connect(self) -> AbstractContextManager[stores.PgConnection]:
+        if self.pool is not None:
+            return self.pool.connection()
         return stores.postgres_connect(self.settings)
 
     def migrate(self) -> list[str]:

@@ -23,7 +23,7 @@ from datetime import datetime
 from typing import Any
 
 from projections.runtime import ProjectedEvent
-from projections.stages import RESULT_STAGES
+from projections.stages import PROJECTED_EVENTS, RESULT_STAGES
 
 MEDIA_ITEMS = "media_items"
 ANALYSIS_RESULTS = "analysis_results"
@@ -39,21 +39,7 @@ STATUS_UPLOADED = "uploaded"
 STATUS_DELETED = "deleted"
 
 
-EVENT_TYPES: tuple[str, ...] = (
-    "MediaUploaded",
-    "MediaDeleted",
-    "PageRendered",
-    "FrameCaptured",
-    "TextRecognized",
-    "ObjectsDetected",
-    "CodesDecoded",
-    "TrackUpdated",
-    "MediaRedacted",
-    "SceneDescribed",
-    "OutputGenerated",
-    "ProcessingFailed",
-    "EmbeddingComputed",
-)
+EVENT_TYPES: tuple[str, ...] = PROJECTED_EVENTS
 
 
 class UnmappableEventError(ValueError):

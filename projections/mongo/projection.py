@@ -144,7 +144,7 @@ class MongoProjection:
 
     @property
     def consumer_group(self) -> str:
-        return f"visionlog-projection-mongo-{self.generation}"
+        return f"{self.settings.kafka.topic_prefix}visionlog-projection-mongo-{self.generation}"
 
     def collection(self, base: str) -> Collection[dict[str, Any]]:
         return self.database[collection_name(base, self.generation)]

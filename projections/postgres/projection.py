@@ -286,7 +286,7 @@ class PostgresProjection:
 
     @property
     def consumer_group(self) -> str:
-        return CONSUMER_GROUP
+        return f"{self.settings.kafka.topic_prefix}{CONSUMER_GROUP}"
 
     def stored_offsets(self) -> dict[TopicPartitionKey, int]:
         with self._conn.transaction():

@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from processors.stage import item_label
 from projections.runtime import ProjectedEvent
-from projections.stages import RESULT_STAGES
+from projections.stages import PROJECTED_EVENTS, RESULT_STAGES
 
 Row = dict[str, Any]
 
@@ -34,19 +34,9 @@ UNKNOWN_MODEL_VERSION = ""
 ERROR_MESSAGE_LIMIT = 2000
 
 
-CONSUMED_EVENT_TYPES: tuple[str, ...] = (
-    "MediaUploaded",
-    "MediaDeleted",
-    "PageRendered",
-    "FrameCaptured",
-    "TextRecognized",
-    "ObjectsDetected",
-    "CodesDecoded",
-    "TrackUpdated",
-    "MediaRedacted",
-    "SceneDescribed",
-    "OutputGenerated",
-    "ProcessingFailed",
+# Vectors live in Qdrant; embeddings only count as progress in MongoDB.
+CONSUMED_EVENT_TYPES: tuple[str, ...] = tuple(
+    name for name in PROJECTED_EVENTS if name != "EmbeddingComputed"
 )
 
 # Tables whose rows belong to one media item and go when it is erased.

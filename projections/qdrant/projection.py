@@ -98,7 +98,7 @@ class QdrantProjection:
 
     @property
     def consumer_group(self) -> str:
-        return f"visionlog-projection-qdrant-{self.generation}"
+        return f"{self.settings.kafka.topic_prefix}visionlog-projection-qdrant-{self.generation}"
 
     def stored_offsets(self) -> dict[TopicPartitionKey, int]:
         return {}

@@ -43,13 +43,7 @@ def run_reprocess_worker(
             message = consumer.poll(0.5)
             if message is None or message.error() is not None:
                 continue
-            inbound = InboundMessage(
-                message.topic() or "",
-                message.partition() or 0,
-                message.offset() or 0,
-                message.key(),
-                message.value(),
-            )
+            inbound = InboundMessage.from_kafka(message)
             try:
                 decoded = codec.decode(inbound.value)
                 report = execute(settings, codec, publisher, context, decoded.record)

@@ -1,0 +1,90 @@
+"""Upload → queryable latency, next to the direct inference time of the same image.
+
+Needs the platform running (`visionlog run`). Uploads N copies of the sample street photo
+(each re-encoded with a different quality, so every upload is new content) through the
+API, and measures the seconds until its detections can be queried in PostgreSQL; in the
+same run it times the detector called directly on the same decoded image. The ratio is the
+cost of everything between the client and the read model: upload checks, MinIO, Kafka,
+the worker's decode, the projection's transaction.
+
+Run: .venv/bin/python -m bench.upload_to_queryable [--uploads 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import cv2
+import httpx
+import numpy as np
+from psycopg import sql
+
+from processors.detection.stage import detector
+from processors.modelstore import load
+from stack.mainjob import admin_credentials, login
+from stack.platform import api_base_url
+from visionlog.settings import get_settings
+from visionlog.stores import postgres_connect
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--uploads", type=int, default=10)
+    args = parser.parse_args()
+    settings = get_settings()
+    username, password, _ = admin_credentials(settings)
+    if password is None:
+        raise SystemExit("no admin password: run `visionlog run` first")
+    token = login(settings, username, password)
+    read = cv2.imread(str(load("sample-photos", settings).path("bus.jpg")), cv2.IMREAD_COLOR)
+    if read is None:
+        raise SystemExit("the sample photo does not decode")
+    image = np.asarray(read, np.uint8)
+    engine = detector(settings)
+    threshold = settings.processors.detection_score_threshold
+    engine.detect_timed(image, threshold)  # compile and warm up
+    query = sql.SQL("SELECT 1 FROM {} WHERE media_id = %s LIMIT 1").format(
+        sql.Identifier(settings.projections.postgres_schema, "detections")
+    )
+    latencies: list[float] = []
+    direct: list[float] = []
+    headers = {"Authorization": f"Bearer {token}"}
+    with (
+        httpx.Client(base_url=api_base_url(settings), headers=headers, timeout=120) as client,
+        postgres_connect(settings, autocommit=True) as conn,
+    ):
+        for index in range(args.uploads):
+            ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 95 - index])
+            assert ok
+            started = time.perf_counter()
+            response = client.post(
+                "/v1/ingest",
+                files={"file": (f"bench-{index}.jpg", encoded.tobytes(), "image/jpeg")},
+                data={"profile": "vision"},
+            )
+            if response.status_code != 202:
+                raise SystemExit(f"upload failed: {response.status_code} {response.text}")
+            media_id = response.json()["media_id"]
+            while not conn.execute(query, (media_id,)).fetchall():
+                if time.perf_counter() - started > 300:
+                    raise SystemExit(f"{media_id} not queryable after 300 s")
+                time.sleep(0.02)
+            latencies.append(time.perf_counter() - started)
+            decoded = np.asarray(
+                cv2.imdecode(np.frombuffer(encoded.tobytes(), np.uint8), cv2.IMREAD_COLOR), np.uint8
+            )
+            began = time.perf_counter()
+            engine.detect(decoded, threshold)
+            direct.append(time.perf_counter() - began)
+    median_latency, median_direct = statistics.median(latencies), statistics.median(direct)
+    print(f"{args.uploads} uploads of {image.shape[1]}x{image.shape[0]} JPEGs")
+    slowest = max(latencies) * 1000
+    print(f"upload -> queryable: median {median_latency * 1000:.0f} ms, max {slowest:.0f} ms")
+    print(f"direct detection:    median {median_direct * 1000:.0f} ms")
+    print(f"ratio (median):      {median_latency / median_direct:.1f}")
+
+
+if __name__ == "__main__":
+    main()
