@@ -114,6 +114,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--media", type=int, default=300)
     parser.add_argument("--boxes", type=int, default=8)
+    parser.add_argument(
+        "--stores", default="postgres,mongo,qdrant", help="comma-separated read models"
+    )
     args = parser.parse_args()
 
     base = get_settings()
@@ -143,6 +146,8 @@ def main() -> None:
         }
         print(HEADER)
         for label, build in projections.items():
+            if label not in args.stores.split(","):
+                continue
             projection = build()
             topics = projection_topics(projection, settings)
             raw_events, raw_s = raw_consume(settings, topics, None)

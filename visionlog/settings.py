@@ -183,7 +183,8 @@ class ProjectionSettings(BaseModel):
     qdrant_collection_prefix: str = "visionlog"
     # Events per transaction or bulk write.
     batch_size: int = 200
-    poll_timeout_s: float = 0.5
+    # A batch closes when full or after this long: the latency a quiet log adds.
+    poll_timeout_s: float = 0.1
     # How often a live projection looks whether a rebuild switched the generation.
     generation_check_s: float = 5.0
     # Prometheus metrics (lag, applied events) of a projection process; 0 turns them off.
