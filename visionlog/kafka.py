@@ -140,6 +140,22 @@ class EventPublisher:
         return delivered
 
 
+_LEADER_PENDING = frozenset(
+    {
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+    }
+)
+
+
+def _leader_pending(error: KafkaException) -> bool:
+    cause = error.args[0] if error.args else None
+    if not isinstance(cause, KafkaError):
+        return False
+    return cause.code() in _LEADER_PENDING or cause.retriable()
+
+
 def partition_bounds(
     admin: AdminClient, partitions: Sequence[tuple[str, int]], timeout: float = 30.0
 ) -> dict[tuple[str, int], tuple[int, int]]:
@@ -165,7 +181,7 @@ def partition_bounds(
                     result[(tp.topic, tp.partition)][index] = future.result().offset
                 except KafkaException as error:
                     # Fresh topics answer "not leader" until their leaders are elected.
-                    if not error.args[0].retriable() or time.monotonic() > deadline:
+                    if not _leader_pending(error) or time.monotonic() > deadline:
                         raise
                     retry.append((tp.topic, tp.partition))
             if retry:
