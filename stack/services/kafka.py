@@ -39,6 +39,15 @@ def kafka_version() -> str:
     return pom_property(POM, "kafka.version")
 
 
+def new_cluster_id() -> str:
+    """A random cluster id as Kafka writes them: URL-safe base64 of 16 bytes, never starting
+    with "-" (the storage tool would read that as an option)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 class KafkaService(Service):
     name = "kafka"
     process_marker = "kafka.Kafka"
@@ -109,8 +118,7 @@ class KafkaService(Service):
             return
         cluster_file = self.state_dir / "cluster.id"
         if not cluster_file.exists():
-            raw = uuid.uuid4().bytes
-            cluster_file.write_text(base64.urlsafe_b64encode(raw).decode().rstrip("="))
+            cluster_file.write_text(new_cluster_id())
         run_checked(
             [
                 self._java(),
@@ -120,8 +128,7 @@ class KafkaService(Service):
                 "kafka.tools.StorageTool",
                 "format",
                 "--ignore-formatted",
-                "-t",
-                cluster_file.read_text().strip(),
+                f"--cluster-id={cluster_file.read_text().strip()}",
                 "-c",
                 str(self.state_dir / "server.properties"),
             ],
