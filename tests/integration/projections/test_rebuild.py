@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 
+from psycopg import sql
 from qdrant_client import QdrantClient
 
 from projections.mongo.projection import MongoProjection, mongo_checksum, read_live_generation
@@ -86,7 +87,11 @@ def test_rebuild_switches_every_store_and_the_live_projections_follow(
         catch_up(projection, settings, topics)
         projection.close()
     with postgres_connect(settings) as conn:
-        rows = conn.execute(f'SELECT media_id FROM "{schema}".media ORDER BY media_id').fetchall()
+        rows = conn.execute(
+            sql.SQL("SELECT media_id FROM {} ORDER BY media_id").format(
+                sql.Identifier(schema, "media")
+            )
+        ).fetchall()
     assert {row["media_id"] for row in rows} == {*first, late}
     assert mongo_checksum(settings, "g2") != mongo_before
     points = qdrant.count(f"{settings.projections.qdrant_collection_prefix}_images").count

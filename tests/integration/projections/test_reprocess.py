@@ -13,6 +13,8 @@ import hashlib
 import threading
 from pathlib import Path
 
+from psycopg import sql
+
 from processors.modelstore import load
 from processors.stage import StageContext
 from producers.ingest import Ingestor
@@ -107,7 +109,9 @@ def test_reprocess_with_a_new_model_keeps_both_versions(
     schema = scoped.projections.postgres_schema
     with postgres_connect(scoped) as conn:
         rows = conn.execute(
-            f'SELECT model_version, class_name FROM "{schema}".detections WHERE media_id = %s',
+            sql.SQL("SELECT model_version, class_name FROM {} WHERE media_id = %s").format(
+                sql.Identifier(schema, "detections")
+            ),
             (media_id,),
         ).fetchall()
         by_version: dict[str, set[str]] = {}
