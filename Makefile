@@ -1,5 +1,5 @@
 # The two commands of the README, and the pieces they are made of.
-.PHONY: run test bootstrap models stack-up stack-down stack-status lint
+.PHONY: run test bootstrap models stack-up stack-down stack-status lint manifests
 
 run: bootstrap
 	.venv/bin/visionlog run
@@ -28,3 +28,9 @@ lint: bootstrap
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
 	.venv/bin/mypy
+
+# Re-render the production manifests checked in under ops/k8s (CI fails on drift).
+manifests: bootstrap
+	cd ops/ansible && ../../.venv/bin/ansible-playbook -i inventories/production site.yml -e build_dir=$(CURDIR)/.build/manifests
+	find ops/k8s -name '*.yaml' -delete
+	cp .build/manifests/production/*.yaml ops/k8s/

@@ -25,12 +25,16 @@ from processors.runtime import InboundMessage, StageRunner
 from processors.stage import StageContext
 from visionlog.blobstore import BlobStore
 from visionlog.codec import AvroCodec
+from visionlog.health import Heartbeat, Readiness
 from visionlog.kafka import EventPublisher
 from visionlog.registry import HttpSchemaRegistry
 from visionlog.settings import KafkaSettings, Settings
 from visionlog.topics import full_topic_name, topic_for_event
 
 log = logging.getLogger(__name__)
+
+# How often the event loop beats; far below the liveness limit (health.stale_after_s).
+HEARTBEAT_INTERVAL_S = 5.0
 
 
 def _credentials(kafka: KafkaSettings) -> Any:
@@ -130,3 +134,22 @@ def build_app(kind: str, settings: Settings, runner: StageRunner | None = None) 
         topic = app.topic(topic_name, key_type=bytes, value_type=bytes)
         app.agent(topic, name=f"{kind}.{topic_name}")(make_agent(topic_name))
     return app
+
+
+def watch_event_loop(app: faust.App, heartbeat: Heartbeat, readiness: Readiness) -> None:
+    """Beats from the app's event loop, so a blocked loop turns liveness red.
+
+    Faust starts app tasks and timers once the app has fully started (consumer and agents
+    running): the one-shot task marks the worker ready, the timer keeps beating.
+    """
+
+    async def app_started() -> None:
+        heartbeat.beat()
+        readiness.mark_ready()
+
+    async def event_loop_heartbeat() -> None:
+        heartbeat.beat()
+
+    # Registered by call: faust's decorators are untyped.
+    app.task(app_started)
+    app.timer(interval=HEARTBEAT_INTERVAL_S)(event_loop_heartbeat)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from rich.table import Table
 
 from processors import modelstore
 from processors.bindings import WORKER_KINDS
+from visionlog.health import Heartbeat, Readiness, start_health_server
 from visionlog.settings import get_settings
 
 processors_app = typer.Typer(
@@ -32,11 +34,21 @@ def worker(kind: KindArgument, loglevel: str = "warn") -> None:
     """Run one worker process of a kind in the foreground (no restarts)."""
     from faust.worker import Worker
 
-    from processors.app import build_app
+    from processors.app import build_app, watch_event_loop
 
     logging.basicConfig(level=logging.INFO)
-    app = build_app(kind, get_settings())
-    Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()
+    settings = get_settings()
+    heartbeat, readiness = Heartbeat(), Readiness(f"the {kind} worker is starting")
+    # Up before the app is built: loading models takes a while, and liveness holds
+    # (a fresh heartbeat) while readiness says why it is not ready yet.
+    server = start_health_server(settings.health, heartbeat, readiness)
+    try:
+        app = build_app(kind, settings)
+        watch_event_loop(app, heartbeat, readiness)
+        Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()
+    finally:
+        if server is not None:
+            server.close()
 
 
 @processors_app.command("run")
@@ -50,6 +62,10 @@ def run(
     accident; either way the supervisor restarts them, with a delay after crashes.
     """
     selected = kinds or list(WORKER_KINDS)
+    # Workers share this host, so each needs its own health port: the i-th kind (in the
+    # order given) gets health.port + i, and keeps it across restarts. Port 0 (off) stays
+    # off for all of them. The supervisor itself serves no probes.
+    health_port = get_settings().health.port
     children: dict[str, subprocess.Popen[bytes]] = {}
     stopping = False
 
@@ -63,8 +79,11 @@ def run(
     signal.signal(signal.SIGINT, stop)
 
     def start(kind: str) -> None:
+        env = dict(os.environ)
+        if health_port:
+            env["VISIONLOG_HEALTH__PORT"] = str(health_port + selected.index(kind))
         children[kind] = subprocess.Popen(
-            [sys.executable, "-m", "stack.cli", "processors", "worker", kind]
+            [sys.executable, "-m", "stack.cli", "processors", "worker", kind], env=env
         )
         console.print(f"[dim]·[/dim] {kind} worker started (pid {children[kind].pid})")
 

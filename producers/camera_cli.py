@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from producers.cameras import CameraSetProducer, load_camera_set
+from visionlog.health import Heartbeat, Readiness, start_health_server
 from visionlog.kafka import DeliveryError
 from visionlog.settings import get_settings
 
@@ -42,7 +43,8 @@ def run(
     except ValueError as exc:  # pydantic's ValidationError is a ValueError
         typer.echo(f"invalid camera set {config}: {exc}", err=True)
         raise typer.Exit(2) from exc
-    producer = CameraSetProducer.from_settings(camera_set, get_settings(), base_dir=config.parent)
+    settings = get_settings()
+    producer = CameraSetProducer.from_settings(camera_set, settings, base_dir=config.parent)
     stop = threading.Event()
 
     def request_stop(signum: int, _frame: FrameType | None) -> None:
@@ -53,11 +55,16 @@ def run(
     signal.signal(signal.SIGTERM, request_stop)
     names = ", ".join(producer.workers)
     typer.echo(f"cameras {names}: run {producer.run_id}; stop with Ctrl-C")
+    heartbeat, readiness = Heartbeat(), Readiness("the cameras are starting")
+    server = start_health_server(settings.health, heartbeat, readiness)
     try:
-        producer.run(stop)
+        producer.run(stop, heartbeat=heartbeat, readiness=readiness)
     except DeliveryError as exc:
         typer.echo(f"events were not all delivered: {exc}", err=True)
         raise typer.Exit(1) from exc
+    finally:
+        if server is not None:
+            server.close()
     for name, worker in producer.workers.items():
         snapshot = worker.snapshot()
         typer.echo(

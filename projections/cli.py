@@ -18,6 +18,7 @@ from projections.replay.diff import diff_versions
 from projections.replay.reprocess import ReprocessError, ReprocessSelection, request_reprocess
 from projections.replay.worker import run_reprocess_worker
 from visionlog.codec import AvroCodec
+from visionlog.health import Heartbeat, Readiness, start_health_server
 from visionlog.kafka import EventPublisher
 from visionlog.registry import HttpSchemaRegistry
 from visionlog.settings import get_settings
@@ -54,18 +55,30 @@ def run_projections(
     ] = None,
     loglevel: str = "INFO",
 ) -> None:
-    """Run projections in this process until SIGTERM, exporting lag on the metrics port."""
+    """Run projections in this process until SIGTERM, exporting lag on the metrics port.
+
+    With a health port set, the probes (and /metrics, of the same registry) are served
+    there too; Kubernetes turns the loopback-only metrics port off.
+    """
     _configure_logging(loglevel)
     settings = get_settings()
     stop = _stop_on_signals()
     if settings.projections.metrics_port:
         start_http_server(settings.projections.metrics_port, addr="127.0.0.1")
     host = ProjectionHost(settings, names or default_projection_names(settings))
-    host.start()
-    console.print(f"projections running: {', '.join(host.names)}")
-    while not stop.wait(1.0) and not host.stop_event.is_set():
-        pass
-    host.stop()
+    heartbeat = Heartbeat()
+    server = start_health_server(
+        settings.health, heartbeat, host.readiness_problem, alive=host.liveness_problem
+    )
+    try:
+        host.start()
+        console.print(f"projections running: {', '.join(host.names)}")
+        while not stop.wait(1.0) and not host.stop_event.is_set():
+            heartbeat.beat()
+        host.stop()
+    finally:
+        if server is not None:
+            server.close()
     host.raise_failures()
 
 
@@ -138,7 +151,14 @@ def reprocess_command(
 def reprocess_worker(loglevel: str = "INFO") -> None:
     """Execute reprocess requests from the control topic until SIGTERM."""
     _configure_logging(loglevel)
-    run_reprocess_worker(get_settings(), _stop_on_signals())
+    settings = get_settings()
+    heartbeat, readiness = Heartbeat(), Readiness("the reprocess worker is starting")
+    server = start_health_server(settings.health, heartbeat, readiness)
+    try:
+        run_reprocess_worker(settings, _stop_on_signals(), heartbeat=heartbeat, readiness=readiness)
+    finally:
+        if server is not None:
+            server.close()
 
 
 @replay_app.command("diff")

@@ -66,37 +66,77 @@ class ProjectionHost:
         self.names = list(names)
         self.qdrant = qdrant
         self.stop_event = threading.Event()
-        self.failures: list[BaseException] = []
-        self._threads: list[threading.Thread] = []
+        self.failures: dict[str, BaseException] = {}
+        self._threads: dict[str, threading.Thread] = {}
         self.runners: dict[str, ProjectionRunner] = {}
 
     def _run(self, name: str) -> None:
-        projection = build_projection(name, self.settings, self.qdrant)
-        codec = AvroCodec(HttpSchemaRegistry(self.settings.registry))
-        runner = ProjectionRunner(
-            projection, self.settings, codec, EventPublisher(self.settings.kafka, codec)
-        )
-        self.runners[name] = runner
         try:
+            # Building connects to the store and migrates: a failure there stops the
+            # host like a failing runner, rather than leaving a dead thread behind.
+            projection = build_projection(name, self.settings, self.qdrant)
+        except BaseException as error:
+            self._fail(name, error)
+            return
+        try:
+            codec = AvroCodec(HttpSchemaRegistry(self.settings.registry))
+            runner = ProjectionRunner(
+                projection, self.settings, codec, EventPublisher(self.settings.kafka, codec)
+            )
+            self.runners[name] = runner
             runner.run(self.stop_event)
         except BaseException as error:
-            log.exception("projection %s failed; stopping the host", name)
-            self.failures.append(error)
-            self.stop_event.set()
+            self._fail(name, error)
         finally:
             projection.close()
+
+    def _fail(self, name: str, error: BaseException) -> None:
+        log.exception("projection %s failed; stopping the host", name, exc_info=error)
+        self.failures[name] = error
+        self.stop_event.set()
 
     def start(self) -> None:
         for name in self.names:
             thread = threading.Thread(target=self._run, args=(name,), name=f"projection-{name}")
             thread.start()
-            self._threads.append(thread)
+            self._threads[name] = thread
 
     def stop(self, timeout: float = 30.0) -> None:
         self.stop_event.set()
-        for thread in self._threads:
+        for thread in self._threads.values():
             thread.join(timeout)
+
+    def liveness_problem(self) -> str | None:
+        """Why the host is dead (a projection failed or its thread ended), or None.
+
+        Probes call this from their own threads: the dicts are copied before iterating.
+        """
+        failures = list(self.failures.items())
+        if failures:
+            return "; ".join(
+                f"projection {name} failed: {type(error).__name__}: {error}"
+                for name, error in failures
+            )
+        threads = list(self._threads.items())
+        ended = [name for name, thread in threads if not thread.is_alive()]
+        if ended:
+            return f"projection threads ended: {', '.join(ended)}"
+        return None
+
+    def readiness_problem(self) -> str | None:
+        """Why the host is not ready (not started, a projection still connecting), or None."""
+        dead = self.liveness_problem()
+        if dead is not None:
+            return dead
+        if not self._threads:
+            return "projections not started"
+        starting = [name for name in self.names if name not in self.runners]
+        if starting:
+            return f"projections starting: {', '.join(starting)}"
+        return None
 
     def raise_failures(self) -> None:
         if self.failures:
-            raise RuntimeError(f"{len(self.failures)} projection(s) failed") from self.failures[0]
+            names = ", ".join(self.failures)
+            first = next(iter(self.failures.values()))
+            raise RuntimeError(f"projections failed: {names}") from first

@@ -41,6 +41,6 @@ fi
 if [[ ! -f $stamp || $(cat "$stamp") != "$wanted" ]]; then
   say "installing Python dependencies"
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e '.[dev]'
+  .venv/bin/python -m pip install -q -e '.[dev,ops]'
   echo "$wanted" > "$stamp"
 fi

@@ -18,6 +18,7 @@ from producers import cli as producers_cli
 from projections import cli as projections_cli
 from stack import manager
 from stack.initialise import InitReport, initialise
+from stack.migrate import DEFAULT_AUTH_SCHEMA, MigrateError, migrate_platform
 from stack.process import StackError
 from visionlog.settings import Settings, get_settings
 
@@ -156,6 +157,23 @@ def init_command() -> None:
         _print_init(initialise(get_settings()))
     except Exception as exc:
         raise _fail(exc) from exc
+
+
+@app.command("migrate")
+def migrate_command(
+    auth_schema: Annotated[
+        str, typer.Option(help="Schema of the API's users and tokens")
+    ] = DEFAULT_AUTH_SCHEMA,
+) -> None:
+    """Apply the PostgreSQL migrations of the read model and of the API's auth schema."""
+    try:
+        outcomes = migrate_platform(get_settings(), auth_schema)
+    except MigrateError as exc:
+        raise _fail(exc) from exc
+    for outcome in outcomes:
+        target = outcome.target
+        applied = ", ".join(outcome.applied) or "nothing (up to date)"
+        console.print(f"{target.purpose} schema {target.schema}: applied {applied}")
 
 
 @app.command("run")

@@ -194,6 +194,15 @@ class ProjectionSettings(BaseModel):
     qdrant_in_api: bool | None = None
 
 
+class HealthSettings(BaseModel):
+    # Probes and metrics of a worker process; 0 turns the endpoint off (the local default,
+    # since several workers share one host there). Kubernetes sets host 0.0.0.0 and a port.
+    host: str = "127.0.0.1"
+    port: int = 0
+    # Liveness fails when the process's main loop has not beaten for this long.
+    stale_after_s: float = 120.0
+
+
 class ApiSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 18000
@@ -239,6 +248,7 @@ class Settings(BaseSettings):
     processors: ProcessorSettings = ProcessorSettings()
     projections: ProjectionSettings = ProjectionSettings()
     api: ApiSettings = ApiSettings()
+    health: HealthSettings = HealthSettings()
 
     @property
     def qdrant_path(self) -> Path:

@@ -16,6 +16,7 @@ from producers.cameras.state import CameraSnapshot
 from producers.cameras.worker import CameraWorker
 from visionlog.blobstore import BlobStore
 from visionlog.codec import AvroCodec
+from visionlog.health import Heartbeat, Readiness
 from visionlog.kafka import DeliveryError, EventPublisher
 from visionlog.registry import HttpSchemaRegistry
 from visionlog.schemas import get_catalog
@@ -91,19 +92,34 @@ class CameraSetProducer:
         for worker in self.workers.values():
             worker.start()
 
-    def run(self, stop: threading.Event) -> None:
-        """Start, serve until `stop` is set, then shut down gracefully."""
+    def run(
+        self,
+        stop: threading.Event,
+        *,
+        heartbeat: Heartbeat | None = None,
+        readiness: Readiness | None = None,
+    ) -> None:
+        """Start, serve until `stop` is set, then shut down gracefully.
+
+        Ready once every camera worker started; the supervising loop beats `heartbeat`.
+        """
         self.start()
+        if readiness is not None:
+            readiness.mark_ready()
         try:
-            self.supervise(stop)
+            self.supervise(stop, heartbeat)
         finally:
+            if readiness is not None:
+                readiness.mark_not_ready("the cameras are stopping")
             self.shutdown()
 
-    def supervise(self, stop: threading.Event) -> None:
+    def supervise(self, stop: threading.Event, heartbeat: Heartbeat | None = None) -> None:
         """Report status periodically and on state changes; surface delivery failures."""
         next_status = time.monotonic()
         next_flush = time.monotonic() + self._flush_interval_s
         while not stop.is_set():
+            if heartbeat is not None:
+                heartbeat.beat()
             now = time.monotonic()
             # Changes first: a periodic report must not overtake the changes before it.
             self._report_changes()

@@ -17,6 +17,7 @@ from processors.stage import StageContext
 from projections.replay.reprocess import ReprocessError, ReprocessReport, execute
 from visionlog.blobstore import BlobStore
 from visionlog.codec import AvroCodec, MalformedEventError
+from visionlog.health import Heartbeat, Readiness
 from visionlog.kafka import EventPublisher, consumer_config
 from visionlog.registry import HttpSchemaRegistry
 from visionlog.settings import Settings
@@ -30,8 +31,18 @@ def reprocess_group(settings: Settings) -> str:
 
 
 def run_reprocess_worker(
-    settings: Settings, stop: threading.Event, *, max_requests: int | None = None
+    settings: Settings,
+    stop: threading.Event,
+    *,
+    max_requests: int | None = None,
+    heartbeat: Heartbeat | None = None,
+    readiness: Readiness | None = None,
 ) -> list[ReprocessReport]:
+    """Runs requests until `stop`; beats `heartbeat` per poll and per reprocessed message,
+    and marks `readiness` once the consumer polls."""
+    # Unserved stand-ins keep the loop free of checks when nobody probes.
+    heartbeat = heartbeat or Heartbeat()
+    readiness = readiness or Readiness()
     codec = AvroCodec(HttpSchemaRegistry(settings.registry))
     publisher = EventPublisher(settings.kafka, codec)
     context = StageContext(settings=settings, blobs=BlobStore.from_settings(settings.minio))
@@ -41,12 +52,22 @@ def run_reprocess_worker(
     try:
         while not stop.is_set() and (max_requests is None or len(reports) < max_requests):
             message = consumer.poll(0.5)
+            heartbeat.beat()
+            readiness.mark_ready()
             if message is None or message.error() is not None:
                 continue
             inbound = InboundMessage.from_kafka(message)
             try:
                 decoded = codec.decode(inbound.value)
-                report = execute(settings, codec, publisher, context, decoded.record)
+                # A request may run for long: each reprocessed message is progress.
+                report = execute(
+                    settings,
+                    codec,
+                    publisher,
+                    context,
+                    decoded.record,
+                    progress=lambda _report: heartbeat.beat(),
+                )
             except (ReprocessError, MalformedEventError) as error:
                 record = failure_record(
                     worker="reprocess",

@@ -42,7 +42,9 @@ class Workers:
             "VISIONLOG_STATE_DIR": str(self.tmp_path / "state"),
             **{f"VISIONLOG_{key.upper()}": value for key, value in settings.items()},
         }
-        log = (self.tmp_path / f"{'-'.join(args)}.log").open("wb")
+        # Arguments may be paths: the log's name keeps them readable but flat.
+        name = "-".join(args).replace("/", "_")
+        log = (self.tmp_path / f"{name}.log").open("wb")
         process = subprocess.Popen(
             [sys.executable, "-m", "stack.cli", *args],
             cwd=REPO,
