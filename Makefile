@@ -31,6 +31,6 @@ lint: bootstrap
 
 # Re-render the production manifests checked in under ops/k8s (CI fails on drift).
 manifests: bootstrap
-	cd ops/ansible && ../../.venv/bin/ansible-playbook -i inventories/production site.yml -e build_dir=$(CURDIR)/.build/manifests
+	cd ops/ansible && LC_ALL=C.UTF-8 ANSIBLE_CONFIG=ansible.cfg ../../.venv/bin/ansible-playbook -i inventories/production site.yml -e build_dir=$(CURDIR)/.build/manifests
 	find ops/k8s -name '*.yaml' -delete
 	cp .build/manifests/production/*.yaml ops/k8s/

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping, Sequence
@@ -25,6 +26,18 @@ def ansible_playbook() -> Path:
     return Path(sys.executable).parent / "ansible-playbook"
 
 
+def ansible_environment() -> dict[str, str]:
+    # Ansible refuses to start under a non-UTF-8 locale (LC_ALL=C, as some CI shells set),
+    # and ignores an ansible.cfg in a world-writable directory: both are pinned here.
+    return {
+        **os.environ,
+        "LC_ALL": "C.UTF-8",
+        "LANG": "C.UTF-8",
+        "ANSIBLE_CONFIG": str(ANSIBLE_DIR / "ansible.cfg"),
+        "ANSIBLE_NOCOLOR": "1",
+    }
+
+
 def render_command(environment: str, build_dir: Path, *extra: str) -> list[str]:
     return [
         str(ansible_playbook()),
@@ -43,6 +56,7 @@ def run_playbook(
     return subprocess.run(
         render_command(environment, build_dir, *extra),
         cwd=ANSIBLE_DIR,
+        env=ansible_environment(),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -56,6 +70,7 @@ def render_all(build_dir: Path, environments: Sequence[str] = ENVIRONMENTS) -> d
         environment: subprocess.Popen(
             render_command(environment, build_dir),
             cwd=ANSIBLE_DIR,
+            env=ansible_environment(),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
