@@ -242,6 +242,7 @@ def test_the_build_context_has_what_the_dockerfile_copies_and_no_secrets(
         for source in copy.split()[:-1]
     ]
     assert sources
+    copies = {copy for stage in stages for copy in stage.all("COPY")}
     for source in sources:
         assert (REPO / source).exists(), source
         assert not _ignored(source.rstrip("/"), patterns), f"{source} is not in the context"
@@ -249,7 +250,9 @@ def test_the_build_context_has_what_the_dockerfile_copies_and_no_secrets(
     for package in pyproject["tool"]["setuptools"]["packages"]["find"]["include"]:
         folder = package.rstrip("*")
         assert f"{folder}/" in sources, f"the Dockerfile does not copy the package {folder}"
-    for kept_out in (".env", "ops/compose/.env", ".venv/bin/python", ".git/config", "tests"):
+        assert f"{folder}/ {folder}/" in copies, f"{folder} must keep its name in /src"
+    kept_out_paths = (".env", "ops/compose/.env", "api/.env", ".venv/bin/python", ".git/config")
+    for kept_out in (*kept_out_paths, "tests", "visionlog/__pycache__/settings.cpython-311.pyc"):
         assert _ignored(kept_out, patterns), kept_out
     for kept_in in ("visionlog/settings.py", "schemas/avro", "pyproject.toml"):
         assert not _ignored(kept_in, patterns), kept_in
