@@ -16,7 +16,7 @@ from api.auth.bootstrap import ensure_admin
 from api.auth.dependencies import Uploader, require
 from api.auth.keys import load_signing_key
 from api.auth.roles import Permission
-from api.auth.store import AuthStore
+from api.auth.store import AUTH_SCHEMA, AuthStore
 from api.auth.tokens import TokenService
 from api.context import ApiContext
 from api.observability import ObservabilityMiddleware
@@ -44,7 +44,7 @@ def build_context(
     *,
     qdrant: QdrantClient | None = None,
     ingestor: Ingestor | None = None,
-    auth_schema: str = "auth",
+    auth_schema: str = AUTH_SCHEMA,
 ) -> ApiContext:
     qdrant_factory: Callable[[], QdrantClient]
     if qdrant is not None:
@@ -77,7 +77,7 @@ def create_app(
     *,
     qdrant: QdrantClient | None = None,
     ingestor: Ingestor | None = None,
-    auth_schema: str = "auth",
+    auth_schema: str = AUTH_SCHEMA,
 ) -> FastAPI:
     """The API. Startup applies the auth migrations and creates the admin if none exists;
     a Qdrant client passed in is shared and left open, one opened here is closed."""

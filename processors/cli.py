@@ -17,7 +17,7 @@ from rich.table import Table
 
 from processors import modelstore
 from processors.bindings import WORKER_KINDS
-from visionlog.health import Heartbeat, Readiness, start_health_server
+from visionlog.health import Heartbeat, Readiness, serving_health
 from visionlog.settings import get_settings
 
 processors_app = typer.Typer(
@@ -41,14 +41,10 @@ def worker(kind: KindArgument, loglevel: str = "warn") -> None:
     heartbeat, readiness = Heartbeat(), Readiness(f"the {kind} worker is starting")
     # Up before the app is built: loading models takes a while, and liveness holds
     # (a fresh heartbeat) while readiness says why it is not ready yet.
-    server = start_health_server(settings.health, heartbeat, readiness)
-    try:
+    with serving_health(settings.health, heartbeat, readiness):
         app = build_app(kind, settings)
         watch_event_loop(app, heartbeat, readiness)
         Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()
-    finally:
-        if server is not None:
-            server.close()
 
 
 @processors_app.command("run")

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from producers.cameras import CameraSetProducer, load_camera_set
-from visionlog.health import Heartbeat, Readiness, start_health_server
+from visionlog.health import Heartbeat, Readiness, serving_health
 from visionlog.kafka import DeliveryError
 from visionlog.settings import get_settings
 
@@ -56,15 +56,12 @@ def run(
     names = ", ".join(producer.workers)
     typer.echo(f"cameras {names}: run {producer.run_id}; stop with Ctrl-C")
     heartbeat, readiness = Heartbeat(), Readiness("the cameras are starting")
-    server = start_health_server(settings.health, heartbeat, readiness)
-    try:
-        producer.run(stop, heartbeat=heartbeat, readiness=readiness)
-    except DeliveryError as exc:
-        typer.echo(f"events were not all delivered: {exc}", err=True)
-        raise typer.Exit(1) from exc
-    finally:
-        if server is not None:
-            server.close()
+    with serving_health(settings.health, heartbeat, readiness):
+        try:
+            producer.run(stop, heartbeat=heartbeat, readiness=readiness)
+        except DeliveryError as exc:
+            typer.echo(f"events were not all delivered: {exc}", err=True)
+            raise typer.Exit(1) from exc
     for name, worker in producer.workers.items():
         snapshot = worker.snapshot()
         typer.echo(

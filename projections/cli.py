@@ -18,7 +18,7 @@ from projections.replay.diff import diff_versions
 from projections.replay.reprocess import ReprocessError, ReprocessSelection, request_reprocess
 from projections.replay.worker import run_reprocess_worker
 from visionlog.codec import AvroCodec
-from visionlog.health import Heartbeat, Readiness, start_health_server
+from visionlog.health import Heartbeat, Readiness, serving_health
 from visionlog.kafka import EventPublisher
 from visionlog.registry import HttpSchemaRegistry
 from visionlog.settings import get_settings
@@ -67,18 +67,14 @@ def run_projections(
         start_http_server(settings.projections.metrics_port, addr="127.0.0.1")
     host = ProjectionHost(settings, names or default_projection_names(settings))
     heartbeat = Heartbeat()
-    server = start_health_server(
+    with serving_health(
         settings.health, heartbeat, host.readiness_problem, alive=host.liveness_problem
-    )
-    try:
+    ):
         host.start()
         console.print(f"projections running: {', '.join(host.names)}")
         while not stop.wait(1.0) and not host.stop_event.is_set():
             heartbeat.beat()
         host.stop()
-    finally:
-        if server is not None:
-            server.close()
     host.raise_failures()
 
 
@@ -153,12 +149,8 @@ def reprocess_worker(loglevel: str = "INFO") -> None:
     _configure_logging(loglevel)
     settings = get_settings()
     heartbeat, readiness = Heartbeat(), Readiness("the reprocess worker is starting")
-    server = start_health_server(settings.health, heartbeat, readiness)
-    try:
+    with serving_health(settings.health, heartbeat, readiness):
         run_reprocess_worker(settings, _stop_on_signals(), heartbeat=heartbeat, readiness=readiness)
-    finally:
-        if server is not None:
-            server.close()
 
 
 @replay_app.command("diff")

@@ -12,13 +12,14 @@ from rich.console import Console
 from rich.table import Table
 
 from api import serve as api_serve
+from api.auth.store import AUTH_SCHEMA
 from processors.cli import models_app, processors_app
 from producers import camera_cli
 from producers import cli as producers_cli
 from projections import cli as projections_cli
 from stack import manager
 from stack.initialise import InitReport, initialise
-from stack.migrate import DEFAULT_AUTH_SCHEMA, MigrateError, migrate_platform
+from stack.migrate import MigrateError, migrate_platform
 from stack.process import StackError
 from visionlog.settings import Settings, get_settings
 
@@ -163,7 +164,7 @@ def init_command() -> None:
 def migrate_command(
     auth_schema: Annotated[
         str, typer.Option(help="Schema of the API's users and tokens")
-    ] = DEFAULT_AUTH_SCHEMA,
+    ] = AUTH_SCHEMA,
 ) -> None:
     """Apply the PostgreSQL migrations of the read model and of the API's auth schema."""
     try:

@@ -10,12 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from api.auth.store import AUTH_MIGRATIONS
+from api.auth.store import AUTH_MIGRATIONS, AUTH_SCHEMA
 from projections.postgres.migrate import READMODEL_MIGRATIONS, apply_migrations
 from visionlog.settings import Settings
 from visionlog.stores import postgres_connect
-
-DEFAULT_AUTH_SCHEMA = "auth"
 
 
 class MigrateError(Exception):
@@ -35,18 +33,14 @@ class MigrationOutcome:
     applied: list[str]
 
 
-def platform_schemas(
-    settings: Settings, auth_schema: str = DEFAULT_AUTH_SCHEMA
-) -> list[SchemaMigrations]:
+def platform_schemas(settings: Settings, auth_schema: str = AUTH_SCHEMA) -> list[SchemaMigrations]:
     return [
         SchemaMigrations("read model", settings.projections.postgres_schema, READMODEL_MIGRATIONS),
         SchemaMigrations("API auth", auth_schema, AUTH_MIGRATIONS),
     ]
 
 
-def migrate_platform(
-    settings: Settings, auth_schema: str = DEFAULT_AUTH_SCHEMA
-) -> list[MigrationOutcome]:
+def migrate_platform(settings: Settings, auth_schema: str = AUTH_SCHEMA) -> list[MigrationOutcome]:
     """Applies every pending migration, schema by schema; stops at the first failure."""
     outcomes: list[MigrationOutcome] = []
     for target in platform_schemas(settings, auth_schema):

@@ -15,7 +15,8 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -242,3 +243,20 @@ def start_health_server(
     server = HealthServer(settings.host, settings.port, probes, registry)
     log.info("health endpoints on %s (/healthz, /readyz, /metrics)", server.url)
     return server
+
+
+@contextmanager
+def serving_health(
+    settings: HealthSettings,
+    heartbeat: Heartbeat,
+    ready: HealthCheck,
+    *,
+    alive: HealthCheck | None = None,
+) -> Iterator[HealthServer | None]:
+    """`start_health_server` for the length of a `with` block (None when the port is 0)."""
+    server = start_health_server(settings, heartbeat, ready, alive=alive)
+    try:
+        yield server
+    finally:
+        if server is not None:
+            server.close()

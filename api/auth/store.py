@@ -27,6 +27,8 @@ from visionlog import stores
 from visionlog.settings import Settings
 
 AUTH_MIGRATIONS: Path = Path(__file__).resolve().parent.parent / "migrations"
+# The PostgreSQL schema of users, keys and tokens; tests use their own beside it.
+AUTH_SCHEMA = "auth"
 API_KEY_PREFIX = "vlk_"
 
 
@@ -79,7 +81,7 @@ class AuthStore:
     def __init__(
         self,
         settings: Settings,
-        schema: str = "auth",
+        schema: str = AUTH_SCHEMA,
         pool: ConnectionPool[stores.PgConnection] | None = None,
     ) -> None:
         self.settings = settings

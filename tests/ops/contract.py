@@ -3,6 +3,7 @@ environment variables that name real settings. Shared by the Kubernetes and comp
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -72,8 +73,6 @@ def settings_field(variable: str) -> str:
 
 def settings_from_environment(environment: Mapping[str, str]) -> Settings:
     """Settings exactly as a process with this environment (and no .env file) builds them."""
-    import os
-
     saved = {key: value for key, value in os.environ.items() if key.startswith(ENV_PREFIX)}
     for key in saved:
         del os.environ[key]

@@ -46,17 +46,23 @@ WORKERS = frozenset(
 LONG_RUNNING = WORKERS | {"api"}
 PLATFORM = ONE_SHOT | LONG_RUNNING
 
-# The stores each platform process reaches besides Kafka and the registry (as in the
-# Kubernetes workloads, with the three projections in one process here).
-STORES: dict[str, frozenset[str]] = {
-    "init": frozenset({"minio"}),
-    "migrate": frozenset({"postgres"}),
-    **{f"processors-{kind}": frozenset({"minio"}) for kind in WORKER_KINDS},
-    "projections": frozenset({"postgres", "mongo", "qdrant"}),
-    "reprocess-worker": frozenset({"minio"}),
-    "camera-producer": frozenset({"minio"}),
-    "api": frozenset({"postgres", "mongo", "minio", "qdrant"}),
-}
+
+def declared_stores() -> dict[str, frozenset[str]]:
+    """The stores each platform process reaches besides Kafka and the registry, as the
+    Kubernetes workloads declare them (ops/ansible/vars/platform.yml), with the three
+    projections in one process here."""
+    platform = yaml.safe_load((REPO / "ops/ansible/vars/platform.yml").read_text("utf-8"))
+    declared = {**platform["platform_workloads"], **platform["platform_jobs"]}
+    stores = {
+        name: frozenset(spec["stores"]) for name, spec in declared.items() if name in PLATFORM
+    }
+    stores["projections"] = frozenset().union(
+        *(spec["stores"] for name, spec in declared.items() if name.startswith("projection-"))
+    )
+    return stores
+
+
+STORES = declared_stores()
 STORE_VARIABLE_PREFIXES = {
     "postgres": "VISIONLOG_POSTGRES__",
     "mongo": "VISIONLOG_MONGO__",

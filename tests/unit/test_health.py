@@ -13,7 +13,13 @@ import pytest
 from prometheus_client import Counter
 
 from tests.ports import free_port
-from visionlog.health import HealthServer, Heartbeat, Readiness, start_health_server
+from visionlog.health import (
+    HealthServer,
+    Heartbeat,
+    Readiness,
+    serving_health,
+    start_health_server,
+)
 from visionlog.settings import HealthSettings, Settings
 
 PROBES_SEEN = Counter("visionlog_test_health_probes", "A metric registered by the health test.")
@@ -163,6 +169,17 @@ def test_probes_are_answered_concurrently_and_close_frees_the_port() -> None:
 
 def test_port_zero_turns_the_server_off() -> None:
     assert start_health_server(HealthSettings(port=0), Heartbeat(), lambda: None) is None
+
+
+def test_serving_health_closes_the_port_when_the_block_ends() -> None:
+    settings = HealthSettings(port=free_port())
+    with serving_health(settings, Heartbeat(), lambda: None) as server:
+        assert server is not None
+        assert httpx.get(f"{server.url}/readyz", timeout=5.0).status_code == 200
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{server.url}/readyz", timeout=5.0)
+    with serving_health(HealthSettings(port=0), Heartbeat(), lambda: None) as off:
+        assert off is None
 
 
 def test_a_taken_port_fails_loudly() -> None:
