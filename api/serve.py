@@ -15,6 +15,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from projections.host import ProjectionHost, qdrant_hosted_by_api
+from visionlog.observability.logs import configure_logging
 from visionlog.settings import Settings, get_settings
 from visionlog.stores import qdrant_client
 
@@ -54,7 +55,8 @@ def build_served_app(settings: Settings) -> FastAPI:
 @app.command("serve")
 def serve(host: str | None = None, port: int | None = None, loglevel: str = "info") -> None:
     """Serve the API (and, with embedded Qdrant, its projection) until SIGTERM."""
-    logging.basicConfig(level=loglevel.upper(), format="%(asctime)s %(name)s %(message)s")
+    configure_logging(get_settings(), "api")
+    logging.getLogger().setLevel(loglevel.upper())
     settings = get_settings()
     uvicorn.run(
         build_served_app(settings),

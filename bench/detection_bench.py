@@ -1,111 +1,180 @@
-"""Detection throughput: the stage's pipeline next to bare OpenVINO inference, in one run.
+"""Detection throughput: what the detection stage does per frame next to bare OpenVINO.
 
-For each performance mode (latency: one request at a time; throughput: several requests in
-flight) it measures frames per second of
-- the pipeline: JPEG decode + preprocess + inference + decoding and NMS, and
-- direct inference: the same preprocessed tensor fed to the compiled model,
-and prints the ratios, so the cost of everything around the model and the gain of
-asynchronous inference are read side by side on the same machine and load.
+Both sides use the worker's engine (`Engines(settings).detector()`, compiled through the
+process's OpenVINO runtime) on the same JPEG frames, side by side in one run:
 
-Run: .venv/bin/python bench/detection_bench.py [--frames 60] [--rounds 3] [--image bus.jpg]
+- **pipeline**: what `processors.detection.stage.detect_objects` does with a frame's blob
+  bytes: decode (reduced when the frame is much larger than the model input), resize,
+  inference, NanoDet/YOLO decoding, NMS, mapping to original pixels and the event's
+  detection records with distances. In THROUGHPUT mode several frames run at once on a
+  thread pool the size of the worker's stage pool, as the worker runs them.
+- **direct**: the compiled model alone on the frame's prepared input tensor: an
+  ``AsyncInferQueue`` with the optimal number of requests in THROUGHPUT mode (the issue's
+  reference), one synchronous request at a time in LATENCY mode.
+
+It prints frames per second, CPU milliseconds per frame (process CPU time / frames: less
+sensitive to other processes than wall time) and the pipeline/direct ratio. Rounds
+alternate and the best of each side is kept, so a burst of load from other processes on a
+shared machine does not favour one side. Check `uptime` before running: the figures are
+only comparable on a quiet machine.
+
+Run: .venv/bin/python bench/detection_bench.py [--frames 120] [--rounds 5] [--image bus.jpg]
+     [--size 1920x1080] [--full-decode] [--threads N]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 import openvino
 
 from processors.detection.engine import DetectorEngine, PerformanceMode, create_detector
+from processors.detection.frames import decode_for
+from processors.detection.stage import detect_in_frame, source_size_for
 from processors.modelstore import load
-from visionlog.settings import get_settings
+from processors.openvino_runtime import OpenVinoRuntime, optimal_requests
+from visionlog.settings import ProcessorSettings, get_settings
 
-SCORE_THRESHOLD = 0.35
+
+@dataclass
+class Measure:
+    fps: float = 0.0
+    cpu_ms: float = 0.0
+
+    def keep_best(self, fps: float, cpu_ms: float) -> None:
+        if fps > self.fps:
+            self.fps, self.cpu_ms = fps, cpu_ms
 
 
-def frames_per_second(frames: int, run: Callable[[], object]) -> float:
+def timed(frames: int, run: Callable[[], object]) -> tuple[float, float]:
+    """(frames per second, CPU ms per frame) of one run."""
+    cpu = os.times()
     started = time.perf_counter()
     run()
-    return frames / (time.perf_counter() - started)
+    wall = time.perf_counter() - started
+    after = os.times()
+    used = (after.user - cpu.user) + (after.system - cpu.system)
+    return frames / wall, used * 1000.0 / frames
 
 
-def decode(jpeg: bytes) -> np.ndarray:
-    image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
-    if image is None:
+def stage_frame(engine: DetectorEngine, jpeg: bytes, tuning: ProcessorSettings) -> int:
+    """One frame as the detection stage handles it: blob bytes -> ObjectsDetected fields."""
+    frame = decode_for(jpeg, source_size_for(engine, tuning))
+    if frame is None:
         raise ValueError("sample image does not decode")
-    return np.asarray(image, np.uint8)
+    return len(detect_in_frame(engine, frame, tuning)["detections"])
 
 
-def pipeline_fps(engine: DetectorEngine, jpeg: bytes, frames: int) -> float:
+def pipeline_run(
+    engine: DetectorEngine, jpeg: bytes, tuning: ProcessorSettings, frames: int, threads: int
+) -> tuple[float, float]:
     if engine.mode == "LATENCY":
-        return frames_per_second(
-            frames, lambda: [engine.detect(decode(jpeg), SCORE_THRESHOLD) for _ in range(frames)]
+        return timed(frames, lambda: [stage_frame(engine, jpeg, tuning) for _ in range(frames)])
+    with ThreadPoolExecutor(threads, "stage") as pool:
+        return timed(
+            frames,
+            lambda: list(pool.map(lambda _: stage_frame(engine, jpeg, tuning), range(frames))),
         )
-    return frames_per_second(
-        frames,
-        lambda: engine.detect_batch([decode(jpeg) for _ in range(frames)], SCORE_THRESHOLD),
-    )
 
 
-def direct_fps(engine: DetectorEngine, tensor: np.ndarray, frames: int) -> float:
+def direct_run(engine: DetectorEngine, tensor: np.ndarray, frames: int) -> tuple[float, float]:
     if engine.mode == "LATENCY":
         request = engine.compiled.create_infer_request()
-        return frames_per_second(
-            frames, lambda: [request.infer({0: tensor}) for _ in range(frames)]
-        )
-    jobs = max(2, int(engine.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
-    queue = openvino.AsyncInferQueue(engine.compiled, jobs)
+        return timed(frames, lambda: [request.infer({0: tensor}) for _ in range(frames)])
+    queue = openvino.AsyncInferQueue(engine.compiled, max(2, optimal_requests(engine.compiled)))
 
     def run() -> None:
         for _ in range(frames):
             queue.start_async({0: tensor})
         queue.wait_all()
 
-    return frames_per_second(frames, run)
+    return timed(frames, run)
+
+
+def sample_jpeg(name: str, size: str | None) -> bytes:
+    data = load("sample-photos").path(name).read_bytes()
+    if size is None:
+        return data
+    width, height = (int(side) for side in size.lower().split("x"))
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    ok, encoded = cv2.imencode(
+        ".jpg", cv2.resize(image, (width, height), interpolation=cv2.INTER_CUBIC)
+    )
+    if not ok:
+        raise RuntimeError("JPEG encoding failed")
+    return encoded.tobytes()
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--frames", type=int, default=60)
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--frames", type=int, default=120)
     parser.add_argument("--image", default="bus.jpg", help="sample photo name")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--size", default=None, help="re-encode the photo at WxH first")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--full-decode", action="store_true", help="no reduced JPEG decode")
+    parser.add_argument(
+        "--threads", type=int, default=0, help="stage threads (default: as the worker, 2 x CPUs)"
+    )
     args = parser.parse_args()
-    jpeg = load("sample-photos").path(args.image).read_bytes()
     settings = get_settings()
+    if args.full_decode:
+        settings = settings.model_copy(
+            update={
+                "processors": settings.processors.model_copy(
+                    update={"detection_reduced_decode": False}
+                )
+            }
+        )
+    tuning = settings.processors
+    threads = args.threads or max(4, 2 * (os.cpu_count() or 1))
+    jpeg = sample_jpeg(args.image, args.size)
+    runtime = OpenVinoRuntime.from_settings(settings)
     modes: tuple[PerformanceMode, ...] = ("LATENCY", "THROUGHPUT")
-    engines = {mode: create_detector(settings, mode) for mode in modes}
-    tensor, _ = engines["LATENCY"].preprocess(decode(jpeg))
-    for engine in engines.values():  # warm-up
-        engine.detect(decode(jpeg), SCORE_THRESHOLD)
+    engines = {mode: create_detector(settings, runtime, mode) for mode in modes}
+    frame = decode_for(jpeg, source_size_for(engines["THROUGHPUT"], tuning))
+    assert frame is not None
+    tensor, _ = engines["THROUGHPUT"].preprocess(frame.image)
+    for engine in engines.values():  # warm-up: first inferences allocate buffers
+        stage_frame(engine, jpeg, tuning)
         engine.infer(tensor)
-    # Measurements alternate in rounds and the best of each is kept, so a burst of load
-    # from other processes on a shared machine does not favour one side.
-    results: dict[str, dict[str, float]] = {m: {"pipeline": 0.0, "direct": 0.0} for m in modes}
+    results = {mode: {"pipeline": Measure(), "direct": Measure()} for mode in modes}
     for _ in range(args.rounds):
         for mode, engine in engines.items():
             row = results[mode]
-            row["pipeline"] = max(row["pipeline"], pipeline_fps(engine, jpeg, args.frames))
-            row["direct"] = max(row["direct"], direct_fps(engine, tensor, args.frames))
-    found = engines["LATENCY"].detect(decode(jpeg), SCORE_THRESHOLD)
-    model = engines["LATENCY"].model_ref
+            row["pipeline"].keep_best(*pipeline_run(engine, jpeg, tuning, args.frames, threads))
+            row["direct"].keep_best(*direct_run(engine, tensor, args.frames))
+    found = stage_frame(engines["THROUGHPUT"], jpeg, tuning)
+    model = engines["THROUGHPUT"].model_ref
+    load_average = " ".join(f"{value:.2f}" for value in os.getloadavg())
     print(
-        f"model {model['name']} ({model['version']}), {args.image}, "
-        f"{args.frames} frames x best of {args.rounds} rounds,"
+        f"model {model['name']} ({model['version']}), {args.image} "
+        f"{frame.width}x{frame.height} decoded at {frame.image.shape[1]}x{frame.image.shape[0]}"
+        f", {found} objects per frame"
     )
     print(
-        f"{model['runtime']}, inference threads {settings.processors.inference_threads}, "
-        f"{len(found)} objects per frame"
+        f"{model['runtime']}, {runtime.threads} inference threads, precision "
+        f"{runtime.precision}, {threads} stage threads, {args.frames} frames x best of "
+        f"{args.rounds} rounds, load average {load_average} (after the run)"
     )
-    print(f"{'mode':<11} {'pipeline f/s':>13} {'direct f/s':>11} {'pipeline/direct':>16}")
+    print(
+        f"{'mode':<11} {'pipeline f/s':>13} {'cpu ms/f':>9} {'direct f/s':>11} "
+        f"{'cpu ms/f':>9} {'pipeline/direct':>16}"
+    )
     for label, row in results.items():
-        ratio = row["pipeline"] / row["direct"]
-        print(f"{label:<11} {row['pipeline']:>13.1f} {row['direct']:>11.1f} {ratio:>16.2f}")
-    gain_pipeline = results["THROUGHPUT"]["pipeline"] / results["LATENCY"]["pipeline"]
-    gain_direct = results["THROUGHPUT"]["direct"] / results["LATENCY"]["direct"]
+        pipe, direct = row["pipeline"], row["direct"]
+        print(
+            f"{label:<11} {pipe.fps:>13.1f} {pipe.cpu_ms:>9.1f} {direct.fps:>11.1f} "
+            f"{direct.cpu_ms:>9.1f} {pipe.fps / direct.fps:>16.2f}"
+        )
+    gain_pipeline = results["THROUGHPUT"]["pipeline"].fps / results["LATENCY"]["pipeline"].fps
+    gain_direct = results["THROUGHPUT"]["direct"].fps / results["LATENCY"]["direct"].fps
     print(f"throughput/latency: pipeline {gain_pipeline:.2f}, direct {gain_direct:.2f}")
 
 

@@ -1,30 +1,44 @@
 """OCR benchmark: throughput and character error rate on generated document pages.
 
-Run by hand: ``.venv/bin/python bench/ocr_bench.py [--pages 10] [--no-tesseract]``.
+Run by hand: ``.venv/bin/python bench/ocr_bench.py [--pages 10] [--rounds 2]
+[--parallel N] [--no-tesseract]``. Check `uptime` first: only a quiet machine gives
+comparable figures.
 
-Ten pages of English and German prose are rendered with known text. Each page is read
-(1) by the full pipeline (clean-up, orientation, skew, OCR, layout) and (2) by a direct
-engine call, side by side in one run, on clean copies and on distorted copies (turned,
-skewed, noisy, faded, photographed). The Tesseract binary (`-l deu+eng`), when installed,
-reads the same images for comparison.
+Ten pages of English and German prose are rendered with known text, and stored as PNG
+bytes as the renderer stores pages. Each set of pages (clean copies, and distorted copies:
+turned, skewed, noisy, faded, photographed) is read side by side in one run by
+
+- **stage**: what the OCR stage does with a page's blob bytes: PNG decode, the full
+  pipeline (clean-up, orientation, skew, OCR, layout) and the TextRecognized fields, with
+  several pages at once as the document worker runs them (its stage threads; the engines'
+  `ocr_parallel_pages` admits that many at a time);
+- **engine**: the engine alone (`read_lines`) on the decoded pages, the same number of
+  pages at once.
+
+Both use the worker's engine (`Engines(settings).ocr()`). Rounds alternate and the best
+of each side is kept. The Tesseract binary (`-l deu+eng`), when installed, reads the same
+images one at a time for comparison.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from processors.ocr import OcrPipeline, OpenVinoOcrEngine
+from processors.engines import Engines, parallel_pages
 from processors.ocr.metrics import character_error_rate
+from processors.ocr.stage import read_page
 from processors.ocr.synthetic import Page, add_noise, fade, photograph, render_lines, turn
 from visionlog.settings import get_settings
 
@@ -98,11 +112,6 @@ class Run:
     cer: float = 0.0
     pages: int = 0
 
-    def add(self, seconds: float, cer: float) -> None:
-        self.seconds += seconds
-        self.cer += cer
-        self.pages += 1
-
     @property
     def pages_per_minute(self) -> float:
         return 60.0 * self.pages / self.seconds if self.seconds else 0.0
@@ -110,6 +119,33 @@ class Run:
     @property
     def mean_cer(self) -> float:
         return self.cer / self.pages if self.pages else 0.0
+
+
+def timed_pages(read: Callable[[int], str], count: int, texts: Sequence[str], threads: int) -> Run:
+    """Read pages 0..count-1 on `threads` threads; wall time, mean CER against `texts`."""
+    started = time.perf_counter()
+    if threads > 1:
+        with ThreadPoolExecutor(threads, "page") as pool:
+            read_texts = list(pool.map(read, range(count)))
+    else:
+        read_texts = [read(index) for index in range(count)]
+    seconds = time.perf_counter() - started
+    cer = sum(character_error_rate(t, r) for t, r in zip(texts, read_texts, strict=True))
+    return Run(seconds, cer, count)
+
+
+def png(image: np.ndarray) -> bytes:
+    ok, encoded = cv2.imencode(".png", image)
+    if not ok:
+        raise RuntimeError("PNG encoding failed")
+    return encoded.tobytes()
+
+
+def decode(data: bytes) -> np.ndarray:
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ValueError("page does not decode")
+    return np.asarray(image, np.uint8)
 
 
 def tesseract_text(image: np.ndarray, workdir: Path) -> str:
@@ -127,66 +163,91 @@ def tesseract_text(image: np.ndarray, workdir: Path) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--pages", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument(
+        "--parallel", type=int, default=0, help="pages at once (default: ocr_parallel_pages)"
+    )
     parser.add_argument("--no-tesseract", action="store_true")
     args = parser.parse_args()
     use_tesseract = not args.no_tesseract and shutil.which("tesseract") is not None
-
-    engine = OpenVinoOcrEngine(threads=get_settings().processors.inference_threads)
-    pipeline = OcrPipeline(engine, probe=engine)
+    settings = get_settings()
+    if args.parallel:
+        settings = settings.model_copy(
+            update={
+                "processors": settings.processors.model_copy(
+                    update={"ocr_parallel_pages": args.parallel}
+                )
+            }
+        )
+    parallel = parallel_pages(settings)
+    # The document worker runs stages on 2 x CPUs threads (at least 4); the pipeline lets
+    # `parallel` of them read at once.
+    stage_threads = max(4, 2 * (os.cpu_count() or 1), parallel)
+    pipeline = Engines(settings).ocr()
+    engine = pipeline.engine
     pages = generate_pages(args.pages)
+    sets: dict[str, list[tuple[str, np.ndarray]]] = {"clean": [], "distorted": []}
+    for index, page in enumerate(pages):
+        name, distort = DISTORTIONS[index % len(DISTORTIONS)]
+        sets["clean"].append(("clean", page.image))
+        sets["distorted"].append((name, distort(page.image)))
+    texts = [page.text for page in pages]
     # Warm-up: first inferences allocate buffers for new shapes.
-    pipeline.read(pages[0].image)
+    pipeline.read_many([image for _, image in sets["distorted"][:parallel]])
 
     results: dict[tuple[str, str], Run] = {}
-    print(f"{'page':>4}  {'condition':<22} {'pipeline':>9} {'engine':>9} {'tesseract':>9}  (CER)")
-    with tempfile.TemporaryDirectory() as tmp:
-        workdir = Path(tmp)
+    for _ in range(args.rounds):
+        for condition, images in sets.items():
+            blobs = [png(image) for _, image in images]
+            decoded = [decode(data) for data in blobs]
+            readers: dict[str, tuple[Callable[[int], str], int]] = {
+                "stage": (
+                    lambda i, blobs=blobs: str(read_page(pipeline, decode(blobs[i]))["full_text"]),
+                    stage_threads,
+                ),
+                "engine": (
+                    lambda i, decoded=decoded: "\n".join(
+                        line.text for line in engine.read_lines(decoded[i])
+                    ),
+                    parallel,
+                ),
+            }
+            for reader, (read, threads) in readers.items():
+                run = timed_pages(read, len(images), texts, threads)
+                best = results.get((condition, reader))
+                if best is None or run.pages_per_minute > best.pages_per_minute:
+                    results[(condition, reader)] = run
+    if use_tesseract:
+        with tempfile.TemporaryDirectory() as tmp:
+            workdir = Path(tmp)
+            for condition, images in sets.items():
+                results[(condition, "tesseract")] = timed_pages(
+                    lambda i, images=images: tesseract_text(images[i][1], workdir),
+                    len(images),
+                    texts,
+                    1,
+                )
 
-        def read_pipeline(image: np.ndarray) -> str:
-            return pipeline.read(image).full_text
-
-        def read_engine(image: np.ndarray) -> str:
-            return "\n".join(line.text for line in engine.read_lines(image))
-
-        def read_tesseract(image: np.ndarray) -> str:
-            return tesseract_text(image, workdir)
-
-        readers: list[tuple[str, Callable[[np.ndarray], str]]] = [
-            ("pipeline", read_pipeline),
-            ("engine", read_engine),
-        ]
-        if use_tesseract:
-            readers.append(("tesseract", read_tesseract))
-        for index, page in enumerate(pages):
-            name, distort = DISTORTIONS[index % len(DISTORTIONS)]
-            for condition, image in (("clean", page.image), ("distorted", distort(page.image))):
-                row = []
-                for reader, read in readers:
-                    started = time.perf_counter()
-                    text = read(image)
-                    elapsed = time.perf_counter() - started
-                    cer = character_error_rate(page.text, text)
-                    results.setdefault((condition, reader), Run()).add(elapsed, cer)
-                    row.append(f"{cer:9.3f}")
-                label = "clean" if condition == "clean" else name
-                print(f"{index:>4}  {label:<22} {' '.join(row)}")
-
-    print()
+    load_average = " ".join(f"{value:.2f}" for value in os.getloadavg())
+    print(
+        f"{args.pages} pages per set, best of {args.rounds} rounds, {parallel} pages at once "
+        f"({stage_threads} stage threads), load average {load_average} (after the run)"
+    )
     print(f"{'set':<10} {'reader':<10} {'pages/min':>10} {'mean CER':>9}")
     for (condition, reader), run in results.items():
         print(f"{condition:<10} {reader:<10} {run.pages_per_minute:>10.1f} {run.mean_cer:>9.4f}")
     print()
-    for condition in ("clean", "distorted"):
-        full, bare = results[(condition, "pipeline")], results[(condition, "engine")]
+    for condition in sets:
+        full, bare = results[(condition, "stage")], results[(condition, "engine")]
         print(
-            f"{condition}: pipeline/engine throughput ratio "
+            f"{condition}: stage/engine throughput ratio "
             f"{full.pages_per_minute / bare.pages_per_minute:.2f}"
         )
         if use_tesseract:
             tess = results[(condition, "tesseract")]
             print(
-                f"{condition}: CER pipeline {full.mean_cer:.4f} vs tesseract {tess.mean_cer:.4f}; "
-                f"throughput pipeline/tesseract {full.pages_per_minute / tess.pages_per_minute:.2f}"
+                f"{condition}: CER stage {full.mean_cer:.4f} vs tesseract {tess.mean_cer:.4f}; "
+                f"throughput stage/tesseract {full.pages_per_minute / tess.pages_per_minute:.2f}"
             )
     if not use_tesseract:
         print("tesseract not run (missing binary or --no-tesseract)")

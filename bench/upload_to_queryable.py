@@ -21,7 +21,7 @@ import httpx
 import numpy as np
 from psycopg import sql
 
-from processors.detection.stage import detector
+from processors.engines import Engines
 from processors.modelstore import load
 from stack.mainjob import admin_credentials, login
 from stack.platform import api_base_url
@@ -42,7 +42,7 @@ def main() -> None:
     if read is None:
         raise SystemExit("the sample photo does not decode")
     image = np.asarray(read, np.uint8)
-    engine = detector(settings)
+    engine = Engines(settings).detector()
     threshold = settings.processors.detection_score_threshold
     engine.detect_timed(image, threshold)  # compile and warm up
     query = sql.SQL("SELECT 1 FROM {} WHERE media_id = %s LIMIT 1").format(

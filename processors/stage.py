@@ -3,30 +3,40 @@
 A stage is a plain function ``(event, context) -> list[Outgoing]``: it receives one decoded
 input event (a dict as the Avro schema describes it), may read and write blobs through the
 context, and returns the events it derives. It never touches Kafka; the runtime
-(`processors.runtime`) decodes, calls stages off the poll loop, publishes, retries and
+(`processors.worker`) decodes, schedules stages off the poll loop, publishes, retries and
 dead-letters. Stages raise `PermanentStageError` for input that can never succeed (a
-corrupt image) and any other exception for failures worth retrying.
+corrupt image) and any other exception for failures worth retrying (see `visionlog.errors`).
+
+Engines (models) and per-key state come from the context, never from module globals, so a
+worker owns exactly one of each and tests can give a stage its own.
 """
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import cv2
 import numpy as np
 
+from visionlog import contracts
 from visionlog.blobstore import BlobRef, BlobStore
 from visionlog.envelope import envelope_caused_by
+from visionlog.errors import PermanentError
 from visionlog.settings import Settings
 
-PROCESSORS_VERSION = "0.1.0"
+if TYPE_CHECKING:
+    from processors.engines import Engines
+
+PROCESSORS_VERSION = "0.2.0"
 # The input events that point at one image (an upload, a rendered page, a captured frame).
 _IMAGE_EVENTS = frozenset({"MediaUploaded", "PageRendered", "FrameCaptured"})
 
 
-class PermanentStageError(ValueError):
+class PermanentStageError(PermanentError, ValueError):
     """The input can never be processed (corrupt, unsupported); dead-letter it, no retry."""
 
 
@@ -37,21 +47,99 @@ class Outgoing:
     event_type: str
     record: dict[str, Any]
     key: str
+    # The image inside the media item this event is about, where the record does not say
+    # (a dead letter for one page of a document): lets completion attribute it.
+    item_label: str | None = None
+
+
+class KeyedState(Protocol):
+    """Durable state per key (a camera stream, a video) for stateful stages.
+
+    Workers back it with a faust table whose changelog survives restarts; the reprocess
+    worker and tests with a dict. Values are bytes the stage encodes itself."""
+
+    def get(self, key: str) -> bytes | None: ...
+
+    def put(self, key: str, value: bytes) -> None: ...
+
+
+class MemoryState:
+    """KeyedState in a dict: for one-off runs (reprocess) and tests."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, bytes] = {}
+
+    def get(self, key: str) -> bytes | None:
+        return self.values.get(key)
+
+    def put(self, key: str, value: bytes) -> None:
+        self.values[key] = value
+
+
+ImageKey = tuple[str, str, str]
+
+
+class ImageCache:
+    """The last few decoded images, keyed by where the blob lives and its digest.
+
+    Several stages of one worker analyse the same frame; it is fetched and decoded once. The
+    key includes bucket and key, so an event pointing at a missing blob is never answered
+    from memory because another blob had the same content."""
+
+    def __init__(self, capacity: int = 8) -> None:
+        self.capacity = capacity
+        self._images: OrderedDict[ImageKey, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: ImageKey) -> np.ndarray | None:
+        with self._lock:
+            image = self._images.get(key)
+            if image is not None:
+                self._images.move_to_end(key)
+            return image
+
+    def put(self, key: ImageKey, image: np.ndarray) -> None:
+        with self._lock:
+            self._images[key] = image
+            self._images.move_to_end(key)
+            while len(self._images) > self.capacity:
+                self._images.popitem(last=False)
+
+
+def image_key(ref: BlobRef | Mapping[str, Any]) -> ImageKey:
+    return (str(ref["bucket"]), str(ref["key"]), str(ref["sha256"]))
 
 
 @dataclass
 class StageContext:
-    """What a stage may use besides its input: settings and the blob store."""
+    """What a stage may use besides its input: settings, blobs, engines and keyed state."""
 
     settings: Settings
     blobs: BlobStore
-    # Decoded images by blob sha256, so several stages on one worker decode a frame once.
-    _image_cache: dict[str, np.ndarray] = field(default_factory=dict)
+    # Created on first use by the stages that need models; a worker builds one set.
+    engines_factory: Callable[[], Engines] | None = None
+    state: KeyedState = field(default_factory=MemoryState)
+    images: ImageCache = field(default_factory=ImageCache)
+    _engines: Engines | None = field(default=None, repr=False)
+    _engines_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def engines(self) -> Engines:
+        """The worker's engines (one OpenVINO runtime, one compiled model per engine)."""
+        with self._engines_lock:
+            if self._engines is None:
+                if self.engines_factory is None:
+                    from processors.engines import Engines
+
+                    self._engines = Engines(self.settings)
+                else:
+                    self._engines = self.engines_factory()
+            return self._engines
 
     def load_image(self, ref: BlobRef | Mapping[str, Any]) -> np.ndarray:
         """The referenced image as a BGR array; corrupt bytes are a permanent error."""
-        digest = str(ref["sha256"])
-        cached = self._image_cache.get(digest)
+        key = image_key(ref)
+        cached = self.images.get(key)
         if cached is not None:
             return cached
         data = self.blobs.get_bytes(dict(ref))
@@ -61,9 +149,7 @@ class StageContext:
                 f"blob {ref['bucket']}/{ref['key']} ({ref['content_type']}) "
                 "is not a decodable image"
             )
-        if len(self._image_cache) >= 8:
-            self._image_cache.pop(next(iter(self._image_cache)))
-        self._image_cache[digest] = image
+        self.images.put(key, image)
         return image
 
 
@@ -72,7 +158,7 @@ Stage = Callable[[dict[str, Any], StageContext], list[Outgoing]]
 
 def derived_envelope(
     source: Mapping[str, Any], event_type: str, stage: str, *identity: object
-) -> dict[str, Any]:
+) -> contracts.Envelope:
     """Envelope for an event a stage derived from `source`, with a deterministic id.
 
     The identity parts (e.g. model version, page number) make the id unique per output
@@ -97,7 +183,7 @@ def item_label(item: Mapping[str, Any]) -> str:
     return "original"
 
 
-def image_item(event: Mapping[str, Any]) -> dict[str, Any] | None:
+def image_item(event: Mapping[str, Any]) -> contracts.ItemRef | None:
     """The ItemRef of the image an event asks to analyse, or None when there is none.
 
     Uploads of PDFs and videos carry no image of their own: they arrive again page by page
@@ -111,7 +197,7 @@ def image_item(event: Mapping[str, Any]) -> dict[str, Any] | None:
     return item_ref(event)
 
 
-def item_ref(event: Mapping[str, Any]) -> dict[str, Any]:
+def item_ref(event: Mapping[str, Any]) -> contracts.ItemRef:
     """The ItemRef of the image an input event points at (upload, page or frame)."""
     event_type = event["envelope"]["event_type"]
     if event_type == "MediaUploaded":

@@ -14,6 +14,7 @@ import typer
 from producers.cameras import CameraSetProducer, load_camera_set
 from visionlog.health import Heartbeat, Readiness, serving_health
 from visionlog.kafka import DeliveryError
+from visionlog.observability.logs import configure_logging
 from visionlog.settings import get_settings
 
 app = typer.Typer(name="cameras", help="Live camera producers.", no_args_is_help=True)
@@ -35,9 +36,8 @@ def run(
     log_level: Annotated[str, typer.Option(help="Logging level.")] = "INFO",
 ) -> None:
     """Capture and publish every enabled camera of CONFIG until SIGINT or SIGTERM."""
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(get_settings(), "camera-producer")
+    logging.getLogger().setLevel(log_level.upper())
     try:
         camera_set = load_camera_set(config)
     except ValueError as exc:  # pydantic's ValidationError is a ValueError

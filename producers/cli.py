@@ -15,8 +15,8 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
-from producers.errors import MediaRejectedError
 from producers.fetch import fetch_and_ingest
+from producers.idempotency import IdempotencyConflictError
 from producers.ingest import (
     Ingestor,
     IngestResult,
@@ -25,6 +25,7 @@ from producers.ingest import (
     UploadSource,
 )
 from producers.watch import HotFolder, Outcome
+from visionlog.media.errors import MediaRejectedError
 from visionlog.settings import get_settings
 
 app = typer.Typer(help="Put images, PDFs and videos into visionlog.", no_args_is_help=True)
@@ -90,12 +91,13 @@ def _describe(result: IngestResult) -> str:
     parts = [f"{result.media_id} {result.media_type}"]
     if result.duplicate_of:
         parts.append(f"duplicate of {result.duplicate_of}")
-    if result.page_event_ids:
-        parts.append(f"{len(result.page_event_ids)} pages")
-    if result.frame_event_ids:
-        parts.append(f"{len(result.frame_event_ids)} frames")
-    if result.failure:
-        parts.append(f"[red]processing failed: {result.failure.message}[/red]")
+    if result.page_count:
+        # Rendered later by the document worker; this is what the document holds.
+        parts.append(f"{result.page_count} pages")
+    if result.duration_ms is not None:
+        parts.append(f"{result.duration_ms / 1000:.1f} s")
+    if result.replayed:
+        parts.append("already uploaded with this idempotency key")
     return ", ".join(parts)
 
 
@@ -121,10 +123,23 @@ def upload(
         False
     ),
     ignore_extension: IgnoreExtensionOption = False,
+    idempotency_key: Annotated[
+        str | None,
+        typer.Option(
+            "--idempotency-key",
+            help="Make a retry safe: the same key returns the first upload's media id "
+            "instead of a second item (one file only).",
+        ),
+    ] = None,
 ) -> None:
     """Upload files; prints one line per file with its media id."""
     labels = parse_labels(label)
     files = expand_paths(paths, recursive)
+    if idempotency_key is not None and len(files) != 1:
+        raise typer.BadParameter(
+            f"an idempotency key names one upload; {len(files)} files were given",
+            param_hint="--idempotency-key",
+        )
     secret = typer.prompt("PDF password", hide_input=True) if password else None
     ingestor = _ingestor()
     failures = 0
@@ -141,12 +156,17 @@ def upload(
                         labels=labels,
                         password=secret,
                         trust_content=ignore_extension,
+                        idempotency_key=idempotency_key,
                     )
-                except (MediaRejectedError, StorageFailedError, PublishFailedError) as exc:
+                except (
+                    MediaRejectedError,
+                    StorageFailedError,
+                    PublishFailedError,
+                    IdempotencyConflictError,
+                ) as exc:
                     failures += 1
                     progress.console.print(f"[red]✗ {file}: {exc}[/red]", soft_wrap=True)
                 else:
-                    failures += result.failure is not None
                     progress.console.print(f"✓ {file}: {_describe(result)}", soft_wrap=True)
                 progress.advance(total, file.stat().st_size)
     finally:

@@ -23,9 +23,9 @@ from urllib.parse import unquote, urlsplit
 
 import httpx
 
-from producers.errors import MediaRejectedError, RejectReason
 from producers.ingest import Ingestor, IngestResult, UploadSource
 from producers.urls import redact_url
+from visionlog.media.errors import MediaRejectedError, RejectReason
 
 MAX_REDIRECTS = 5
 _ALLOWED_SCHEMES = ("http", "https")

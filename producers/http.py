@@ -7,6 +7,14 @@ stable reason code: 413 too large, 415 unsupported type or mismatched extension,
 content that is of a supported type but unusable. Form fields: ``file`` (required),
 ``profile`` (ocr, vision, full), ``labels`` (a JSON object of strings), ``password`` (for
 encrypted PDFs), ``ignore_extension`` (true to accept content whose extension disagrees).
+
+Headers: ``Idempotency-Key`` makes a retry safe (the same key from the same owner answers
+202 with the first upload's body and ``Idempotent-Replayed: true``, never a second item; the
+same key with another upload is 409, see `producers.idempotency`); a valid W3C
+``traceparent`` is continued as the item's trace, otherwise a new trace id is made.
+
+The answer is 202 as soon as the upload is stored and announced: pages and frames are
+rendered later by the document worker and announced as PageRendered / FrameCaptured.
 """
 
 from __future__ import annotations
@@ -18,14 +26,14 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.concurrency import run_in_threadpool
 
-from producers.errors import MediaRejectedError, RejectReason
+from producers.idempotency import IdempotencyConflictError, IdempotencyKeyError, check_key
 from producers.ingest import (
     Ingestor,
     IngestResult,
@@ -35,7 +43,9 @@ from producers.ingest import (
     check_labels,
     check_profile,
 )
+from visionlog.media.errors import MediaRejectedError, RejectReason
 from visionlog.settings import get_settings
+from visionlog.stream.headers import parse_traceparent
 
 PROBLEM_JSON = "application/problem+json"
 # Form fields other than the file are small; a larger one is a malformed request.
@@ -99,16 +109,15 @@ def get_ingestor() -> Ingestor:
 class IngestAccepted(BaseModel):
     media_id: str
     event_id: str
+    trace_id: str
     duplicate_of: str | None
     media_type: str
     media_kind: str
     width: int | None
     height: int | None
     page_count: int | None
-    frame_count: int
-    page_event_ids: list[str]
-    frame_event_ids: list[str]
-    failure: str | None
+    duration_ms: int | None
+    fps: float | None
     warnings: list[str]
 
     @classmethod
@@ -116,16 +125,15 @@ class IngestAccepted(BaseModel):
         return cls(
             media_id=result.media_id,
             event_id=result.event_id,
+            trace_id=result.trace_id,
             duplicate_of=result.duplicate_of,
             media_type=result.media_type,
             media_kind=result.media_kind.value,
             width=result.width,
             height=result.height,
             page_count=result.page_count,
-            frame_count=len(result.frame_event_ids),
-            page_event_ids=list(result.page_event_ids),
-            frame_event_ids=list(result.frame_event_ids),
-            failure=result.failure.message if result.failure else None,
+            duration_ms=result.duration_ms,
+            fps=result.fps,
             warnings=list(result.warnings),
         )
 
@@ -271,6 +279,21 @@ def _form_options(fields: dict[str, str]) -> tuple[str | None, dict[str, str], b
     return profile, _parse_labels(fields.get("labels")), ignore in ("true", "1")
 
 
+def _idempotency_key(raw: str | None) -> str | None:
+    if raw is None:
+        return None
+    try:
+        return check_key(raw)
+    except IdempotencyKeyError as exc:
+        raise _bad_request(str(exc)) from exc
+
+
+def _trace_id(traceparent: str | None) -> str | None:
+    """The trace to continue; a malformed traceparent starts a new one (W3C: ignore it)."""
+    parsed = parse_traceparent(traceparent)
+    return parsed[0] if parsed else None
+
+
 router = APIRouter(tags=["ingest"])
 
 
@@ -280,6 +303,10 @@ router = APIRouter(tags=["ingest"])
     response_model=IngestAccepted,
     responses={
         400: {"description": "Malformed request", "content": {PROBLEM_JSON: {}}},
+        409: {
+            "description": "Idempotency key used for another upload, or still in progress",
+            "content": {PROBLEM_JSON: {}},
+        },
         413: {"description": "Upload too large", "content": {PROBLEM_JSON: {}}},
         415: {"description": "Unsupported type or wrong extension", "content": {PROBLEM_JSON: {}}},
         422: {"description": "Unusable content", "content": {PROBLEM_JSON: {}}},
@@ -290,11 +317,14 @@ async def ingest(
     request: Request,
     ingestor: Annotated[Ingestor, Depends(get_ingestor)],
     owner_id: Annotated[str | None, Depends(current_owner)],
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    traceparent: Annotated[str | None, Header()] = None,
 ) -> Any:
     limit = ingestor.settings.ingest.max_upload_bytes
     with tempfile.TemporaryDirectory(prefix="visionlog-http-") as directory:
         sink = _FormSink(Path(directory), limit)
         try:
+            key = _idempotency_key(idempotency_key)
             await _receive_form(request, sink)
             if sink.file_path is None:
                 raise _bad_request("the form has no part named 'file'")
@@ -309,11 +339,21 @@ async def ingest(
                 labels=labels,
                 password=sink.fields.get("password") or None,
                 trust_content=trust_content,
+                idempotency_key=key,
+                trace_id=_trace_id(traceparent),
             )
         except ProblemError as problem:
             return problem.response()
         except MediaRejectedError as error:
             return problem_for(error).response()
-        except (StorageFailedError, PublishFailedError) as error:
+        except IdempotencyConflictError as error:
+            title = "Idempotency key conflict"
+            return ProblemError(409, error.code, title, str(error)).response()
+        except PublishFailedError as error:
+            code = "outcome_unknown" if error.uncertain else "unavailable"
+            return ProblemError(503, code, "Upload not completed", str(error)).response()
+        except StorageFailedError as error:
             return ProblemError(503, "unavailable", "Upload not completed", str(error)).response()
-        return JSONResponse(IngestAccepted.from_result(result).model_dump(), status_code=202)
+        headers = {"Idempotent-Replayed": "true"} if result.replayed else None
+        body = IngestAccepted.from_result(result).model_dump()
+        return JSONResponse(body, status_code=202, headers=headers)

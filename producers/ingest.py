@@ -1,25 +1,35 @@
-"""Uploads: check the bytes, store them once, publish MediaUploaded, then pages or frames.
+"""Uploads: check the bytes, store them once, publish MediaUploaded, and return.
+
+Nothing that grows with the document happens here: PDF pages are rendered and video frames
+sampled later by the document worker's render stage (`processors.render`), so an upload
+call costs its checks, one blob write and one event, whatever the document holds.
 
 Delivery policy (what happens when a step fails):
 
 1. Input is checked completely before anything is stored: type by content, extension,
-   size, image decoding, PDF structure and password, video container. Refused input
-   raises MediaRejectedError; nothing is stored and nothing is published.
-2. The original is stored (once per SHA-256, see `producers.storage`) before any event.
-   A blob that could not be stored never produces an event: the storage error propagates.
-3. MediaUploaded is published with checked delivery, retried
-   `settings.ingest.publish_attempts` times with backoff (same event id, so a retry that
-   duplicates a late delivery is recognisable downstream). When it still fails, the upload
-   raises `PublishFailedError`, the dedupe index entry is withdrawn (later uploads store the
+   size, image decoding, PDF structure (page count, password, repair), video container
+   (probe). Refused input raises MediaRejectedError; nothing is stored or published.
+2. The original is stored (once per SHA-256, see `producers.storage`) before any event;
+   for a PDF opened with its password, also its decrypted copy (see
+   `visionlog.media.decrypted`: the password itself is never stored nor published). A
+   blob that could not be stored never produces an event: StorageFailedError.
+3. MediaUploaded is published and the call waits for that event's own delivery report
+   (`producers.delivery`): a Kafka restart shorter than `ingest.publish_timeout_s` is waited
+   out, never answered as a failure while the event is on its way, and the event is sent
+   again (same event id) only after a definitive failure, at most
+   `ingest.publish_attempts` times. When it still fails the upload raises
+   `PublishFailedError`, the dedupe index entry is withdrawn (later uploads store the
    bytes afresh) and the stored blob gets an orphan marker
    ``analysis-artifacts/orphans/{media_id}.json`` naming it and the reason: no silent
-   orphans. The blob itself is kept because a concurrent duplicate may already point at it.
-4. Once MediaUploaded is published the item exists. PDFs are rendered page by page
-   (PageRendered, PNG in ``media-processed/{media_id}/pages/``), videos sampled
-   (FrameCaptured, JPEG in ``media-processed/{media_id}/frames/``). If that fails
-   (an unrenderable page, a video that breaks mid-way, the blob store going away) a
-   ProcessingFailed event (stage ``ingest``) records why, after the pages or frames that
-   did succeed; the upload call returns normally with `IngestResult.failure` set.
+   orphans. When the outcome is unknown (no report in time) the error says so
+   (`PublishFailedError.uncertain`): the item may exist, and a retry with the same
+   idempotency key finishes it without making a second one.
+4. With an idempotency key (`producers.idempotency`) a retried upload returns the first
+   upload's answer, or finishes it with its media id and event id, never a second item.
+
+Every MediaUploaded carries a W3C trace id (`envelope.trace_id` and the ``traceparent``
+Kafka header): the caller's when it passes one (HTTP ``traceparent``), a new one otherwise;
+every event derived from the upload carries it on.
 
 A second upload of bytes already stored gets its own media_id and MediaUploaded, with
 ``duplicate_of`` = the first media_id and ``original`` = the first upload's blob (no second
@@ -30,10 +40,10 @@ event stream is complete on its own.
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import tempfile
-import threading
-import traceback
+import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -41,38 +51,47 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path, PurePath
-from typing import Any
+from typing import Any, TypeVar
 
-from confluent_kafka import KafkaException
-from tenacity import (
-    Retrying,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_exponential,
+from confluent_kafka import Producer
+
+from producers import media_types
+from producers.delivery import DeliveryUncertainError, publish_checked
+from producers.idempotency import (
+    Fingerprint,
+    IdempotencyConflictError,
+    IdempotencyStore,
+    Reservation,
+    State,
+    record_key,
+    wait_step,
 )
-
-from producers import media_types, pdf, video
-from producers.errors import MediaRejectedError, RejectReason
 from producers.media_types import MediaKind, MediaType
-from producers.storage import OriginalStore, StoredOriginal, frame_key, original_key, page_key
+from producers.storage import OriginalStore, StoredOriginal, original_key
+from visionlog import profiles
 from visionlog.blobstore import BlobRef, BlobStore
 from visionlog.codec import AvroCodec
-from visionlog.envelope import Envelope, envelope_caused_by, now_millis
-from visionlog.kafka import Delivered, DeliveryError, EventPublisher
-from visionlog.registry import HttpSchemaRegistry, RegistryError
+from visionlog.envelope import Envelope, now_millis
+from visionlog.errors import OutageError
+from visionlog.kafka import EventPublisher, producer_config
+from visionlog.media import pdf, video
+from visionlog.media.decrypted import delete_decrypted_copy, store_decrypted_copy
+from visionlog.media.errors import MediaRejectedError, RejectReason
+from visionlog.registry import HttpSchemaRegistry
 from visionlog.schemas import get_catalog
 from visionlog.settings import KafkaSettings, Settings
-from visionlog.topics import full_topic_name, topic_for_event
+from visionlog.stream.headers import new_trace_id
+
+log = logging.getLogger(__name__)
 
 PRODUCER_NAME = "producers.ingest"
-PRODUCER_VERSION = "0.1.0"
+PRODUCER_VERSION = "0.2.0"
 PRODUCER = f"{PRODUCER_NAME}/{PRODUCER_VERSION}"
-PROFILES = ("ocr", "vision", "full")
-# Derived events go out in batches of this size, each batch with one checked flush.
-_BATCH = 64
-_TRACEBACK_CHARS = 8000
+PROFILES = profiles.UPLOAD_PROFILES
 _FLUSH_TIMEOUT_S = 30.0
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
+_TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
+_T = TypeVar("_T")
 
 
 class UploadSource(StrEnum):
@@ -87,33 +106,36 @@ class UploadSource(StrEnum):
     CAMERA = "CAMERA"
 
 
-class StorageFailedError(OSError):
-    """The original could not be stored; no event was published."""
+class StorageFailedError(OutageError, OSError):
+    """The original could not be stored; no event was published (503: try again later)."""
 
 
-class PublishFailedError(RuntimeError):
-    """The original was stored but MediaUploaded could not be published."""
+class PublishFailedError(OutageError, RuntimeError):
+    """The original was stored but MediaUploaded could not be published (or, `uncertain`,
+    its delivery could not be confirmed in time: the item may exist after all)."""
 
-    def __init__(self, message: str, media_id: str, orphan_marker: BlobRef | None) -> None:
+    def __init__(
+        self,
+        message: str,
+        media_id: str,
+        orphan_marker: BlobRef | None,
+        *,
+        uncertain: bool = False,
+    ) -> None:
         super().__init__(message)
         self.media_id = media_id
         self.orphan_marker = orphan_marker
-
-
-@dataclass(frozen=True)
-class IngestFailure:
-    """The ProcessingFailed event published after the item was accepted."""
-
-    event_id: str
-    error_type: str
-    message: str
-    retryable: bool
+        self.uncertain = uncertain
 
 
 @dataclass(frozen=True)
 class IngestResult:
+    """The answer to an accepted upload. Pages and frames are not in it: the render stage
+    announces them later (PageRendered, FrameCaptured)."""
+
     media_id: str
     event_id: str
+    trace_id: str
     media_type: str
     media_kind: MediaKind
     original: BlobRef
@@ -123,10 +145,52 @@ class IngestResult:
     page_count: int | None = None
     duration_ms: int | None = None
     fps: float | None = None
-    page_event_ids: tuple[str, ...] = ()
-    frame_event_ids: tuple[str, ...] = ()
-    failure: IngestFailure | None = None
     warnings: tuple[str, ...] = ()
+    # True when this is the stored answer of an earlier upload with the same idempotency key.
+    replayed: bool = False
+
+    def as_record(self) -> dict[str, Any]:
+        return {
+            "media_id": self.media_id,
+            "event_id": self.event_id,
+            "trace_id": self.trace_id,
+            "media_type": self.media_type,
+            "media_kind": self.media_kind.value,
+            "original": dict(self.original),
+            "duplicate_of": self.duplicate_of,
+            "width": self.width,
+            "height": self.height,
+            "page_count": self.page_count,
+            "duration_ms": self.duration_ms,
+            "fps": self.fps,
+            "warnings": list(self.warnings),
+        }
+
+    @classmethod
+    def from_record(cls, raw: Mapping[str, Any], *, replayed: bool) -> IngestResult:
+        original = raw["original"]
+        return cls(
+            media_id=str(raw["media_id"]),
+            event_id=str(raw["event_id"]),
+            trace_id=str(raw["trace_id"]),
+            media_type=str(raw["media_type"]),
+            media_kind=MediaKind(str(raw["media_kind"])),
+            original=BlobRef(
+                bucket=str(original["bucket"]),
+                key=str(original["key"]),
+                sha256=str(original["sha256"]),
+                size_bytes=int(original["size_bytes"]),
+                content_type=str(original["content_type"]),
+            ),
+            duplicate_of=raw.get("duplicate_of"),
+            width=raw.get("width"),
+            height=raw.get("height"),
+            page_count=raw.get("page_count"),
+            duration_ms=raw.get("duration_ms"),
+            fps=raw.get("fps"),
+            warnings=tuple(str(w) for w in raw.get("warnings") or ()),
+            replayed=replayed,
+        )
 
 
 @dataclass
@@ -141,6 +205,8 @@ class _Inspected:
     fps: float | None = None
     repaired: bool = False
     warnings: list[str] = field(default_factory=list)
+    # A PDF that needed its password, decrypted: stored so the render stage needs none.
+    decrypted: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -175,10 +241,34 @@ class _Upload:
         return digest.hexdigest()
 
 
+@dataclass(frozen=True)
+class _Request:
+    """One upload as asked for: its bytes and every option."""
+
+    upload: _Upload
+    sha256: str
+    filename: str | None
+    profile: str
+    source: UploadSource
+    source_uri: str | None
+    owner_id: str | None
+    labels: dict[str, str]
+    password: str | None
+
+
+@dataclass(frozen=True)
+class _Identity:
+    """The ids an accepted upload gets: fresh, or reserved under an idempotency key."""
+
+    media_id: str
+    event_id: str
+    trace_id: str
+    uploaded_at: datetime
+    attempt: int = 1
+
+
 def check_profile(profile: str) -> str:
-    if profile not in PROFILES:
-        raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
-    return profile
+    return profiles.check_profile(profile, PROFILES)
 
 
 def check_labels(labels: Mapping[str, str]) -> dict[str, str]:
@@ -190,9 +280,10 @@ def check_labels(labels: Mapping[str, str]) -> dict[str, str]:
     return dict(labels)
 
 
-def _traceback_text(exc: BaseException) -> str:
-    text = "".join(traceback.format_exception(exc))
-    return text[-_TRACEBACK_CHARS:]
+def check_trace_id(trace_id: str) -> str:
+    if not _TRACE_ID.match(trace_id) or trace_id == "0" * 32:
+        raise ValueError(f"a trace id is 32 lower-case hex digits, not all zero; got {trace_id!r}")
+    return trace_id
 
 
 class Ingestor:
@@ -210,16 +301,19 @@ class Ingestor:
         self.limits = settings.ingest
         self.blobs = blobs
         self.originals = OriginalStore(blobs)
+        self.idempotency = IdempotencyStore(blobs)
         self.publisher = publisher
         self.clock = clock
-        # Flushes drain every queued delivery report: one publishing thread at a time, so
-        # each upload sees the reports of its own events.
-        self._publish_lock = threading.Lock()
 
     @classmethod
     def from_settings(cls, settings: Settings, kafka: KafkaSettings | None = None) -> Ingestor:
+        kafka_settings = kafka or settings.kafka
         codec = AvroCodec(HttpSchemaRegistry(settings.registry), get_catalog())
-        publisher = EventPublisher(kafka or settings.kafka, codec)
+        # The client gives up on an event after this long and then reports it: the upload
+        # waits for that report, so it never outlives its own answer.
+        timeout_ms = max(1000, int(settings.ingest.publish_timeout_s * 1000))
+        producer = Producer(producer_config(kafka_settings, **{"delivery.timeout.ms": timeout_ms}))
+        publisher = EventPublisher(kafka_settings, codec, producer)
         return cls(settings, BlobStore.from_settings(settings.minio), publisher)
 
     # -- public API ------------------------------------------------------------------
@@ -236,17 +330,24 @@ class Ingestor:
         labels: Mapping[str, str] | None = None,
         password: str | None = None,
         trust_content: bool = False,
+        idempotency_key: str | None = None,
+        trace_id: str | None = None,
     ) -> IngestResult:
         """Check, store and announce one media item (see the module docstring).
 
         `data` is the bytes or a path to them; `filename` (defaults to the path's name) is
         kept for display and checked against the content's type unless `trust_content`.
+        `idempotency_key` makes retries safe: the same key (per tenant and owner) with the
+        same request returns the first answer and never makes a second item. `trace_id`
+        (32 hex digits) continues the caller's trace; a new one is made otherwise.
         Raises MediaRejectedError for refused input, StorageFailedError when the blob
         store failed (nothing published), PublishFailedError when the event could not be
-        published (orphan recorded).
+        published (orphan recorded), IdempotencyConflictError when the key belongs to
+        another upload or its first upload is still in progress.
         """
         chosen_profile = check_profile(profile or self.limits.default_profile)
         chosen_labels = check_labels(labels or {})
+        trace = check_trace_id(trace_id) if trace_id is not None else new_trace_id()
         if isinstance(data, Path):
             filename = filename if filename is not None else data.name
             upload = _Upload(size=data.stat().st_size, data=None, path=data)
@@ -256,10 +357,9 @@ class Ingestor:
         media_type = media_types.detect_type(upload.head())
         media_types.check_extension(filename, media_type, trust_content=trust_content)
         with self._video_file(upload, media_type, filename) as upload_for_kind:
-            inspected = self._inspect(upload_for_kind, media_type, password)
-            return self._accept(
-                upload_for_kind,
-                inspected,
+            request = _Request(
+                upload=upload_for_kind,
+                sha256=upload_for_kind.sha256(),
                 filename=filename,
                 profile=chosen_profile,
                 source=source,
@@ -268,10 +368,19 @@ class Ingestor:
                 labels=chosen_labels,
                 password=password,
             )
+            if idempotency_key is not None:
+                return self._accept_once(request, media_type, idempotency_key, trace)
+            inspected = self._inspect(upload_for_kind, media_type, password)
+            identity = _Identity(
+                media_id=str(uuid.uuid4()),
+                event_id=str(uuid.uuid4()),
+                trace_id=trace,
+                uploaded_at=self.clock(),
+            )
+            return self._accept(request, inspected, identity)
 
-    def close(self, timeout: float = 30.0) -> None:
-        with self._publish_lock:
-            self.publisher.producer.flush(timeout)
+    def close(self, timeout: float = _FLUSH_TIMEOUT_S) -> None:
+        self.publisher.producer.flush(timeout)
 
     # -- checks ----------------------------------------------------------------------
 
@@ -301,6 +410,7 @@ class Ingestor:
             yield _Upload(size=upload.size, data=None, path=path)
 
     def _inspect(self, upload: _Upload, media_type: MediaType, password: str | None) -> _Inspected:
+        """The structure checks: cheap, and nothing is rendered or decoded beyond them."""
         inspected = _Inspected(media_type=media_type)
         if media_type.kind is MediaKind.IMAGE:
             info = media_types.validate_image(
@@ -309,9 +419,16 @@ class Ingestor:
             inspected.width, inspected.height = info.width, info.height
             inspected.page_count = info.page_count if info.page_count > 1 else None
         elif media_type.kind is MediaKind.PDF:
-            report = pdf.inspect_pdf(
-                upload.read(), password=password, max_pages=self.limits.max_pdf_pages
-            )
+            data = upload.read()
+            max_pages = self.limits.max_pdf_pages
+            report: pdf.PdfInspection
+            if password is None:
+                report = pdf.inspect_pdf(data, max_pages=max_pages)
+            else:
+                opened = pdf.open_pdf(data, password=password, max_pages=max_pages)
+                report = opened.inspection
+                if report.encrypted:
+                    inspected.decrypted = opened.renderable
             inspected.page_count = report.page_count
             inspected.repaired = report.repaired
             inspected.warnings.extend(report.warnings)
@@ -323,73 +440,212 @@ class Ingestor:
             inspected.fps = probed.fps or None
         return inspected
 
+    # -- idempotent uploads ----------------------------------------------------------
+
+    def _accept_once(
+        self, request: _Request, media_type: MediaType, key: str, trace_id: str
+    ) -> IngestResult:
+        """Accept the upload unless its key already did (see `producers.idempotency`)."""
+        tenant_id = self.settings.tenant_id
+        location = record_key(tenant_id, request.owner_id, key)
+        fingerprint = Fingerprint.of(
+            request.sha256, request.profile, request.labels, request.filename
+        )
+        lease_s = self.limits.idempotency_lease_s
+        started = time.monotonic()
+        inspected: _Inspected | None = None
+        while True:
+            existing = self._record(self.idempotency.read, location)
+            if existing is not None:
+                answer = self._answer_of(existing, fingerprint, key)
+                if answer is not None:
+                    return answer
+                if existing.state is State.PENDING and not self.idempotency.expired(
+                    existing, lease_s
+                ):
+                    self._wait_for_first(existing, key, started, lease_s)
+                    continue
+            if inspected is None:
+                # Refused input stores nothing, not even the key's record.
+                inspected = self._inspect(request.upload, media_type, request.password)
+            if existing is None:
+                mine = self._record(
+                    self.idempotency.reserve,
+                    location,
+                    fingerprint,
+                    tenant_id=tenant_id,
+                    owner_id=request.owner_id,
+                    trace_id=trace_id,
+                    uploaded_at=self.clock(),
+                )
+            else:
+                mine = self._record(self.idempotency.take_over, existing)
+            if mine is None:
+                continue  # another attempt wrote first: read what it wrote
+            return self._accept_reserved(request, inspected, mine)
+
+    @staticmethod
+    def _record(action: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+        """An idempotency record operation; a store that fails is a storage failure (503),
+        before anything of the upload was stored."""
+        try:
+            return action(*args, **kwargs)
+        except Exception as exc:
+            raise StorageFailedError(
+                f"could not read or write the idempotency record: {exc}; nothing was published"
+            ) from exc
+
+    def _answer_of(
+        self, existing: Reservation, fingerprint: Fingerprint, key: str
+    ) -> IngestResult | None:
+        """The stored answer for the key; None while there is none (pending or failed)."""
+        differences = fingerprint.differences(existing.fingerprint)
+        if differences:
+            raise IdempotencyConflictError(
+                "idempotency_key_reused",
+                f"the idempotency key {key!r} was used for another upload (media id "
+                f"{existing.media_id}); its {', '.join(differences)} differ. Use a new key "
+                "for a new upload.",
+            )
+        if existing.state is State.ACCEPTED and existing.result is not None:
+            return IngestResult.from_record(existing.result, replayed=True)
+        return None
+
+    @staticmethod
+    def _wait_for_first(existing: Reservation, key: str, started: float, lease_s: float) -> None:
+        """Sleep a moment while the first upload with this key is in progress."""
+        pause = wait_step(started, lease_s)
+        if pause is None:
+            raise IdempotencyConflictError(
+                "idempotency_key_in_progress",
+                f"the upload with idempotency key {key!r} (media id {existing.media_id}) "
+                f"is still in progress after {lease_s:.0f}s; retry later with the same key",
+            )
+        time.sleep(pause)
+
+    def _accept_reserved(
+        self, request: _Request, inspected: _Inspected, mine: Reservation
+    ) -> IngestResult:
+        identity = _Identity(
+            media_id=mine.media_id,
+            event_id=mine.event_id,
+            trace_id=mine.trace_id,
+            uploaded_at=mine.uploaded_at,
+            attempt=mine.attempt,
+        )
+        try:
+            result = self._accept(request, inspected, identity)
+        except Exception as exc:
+            self._best_effort(
+                "mark the idempotency record failed", self.idempotency.fail, mine, str(exc)
+            )
+            raise
+        self._best_effort(
+            "record the answer under its idempotency key",
+            self.idempotency.accept,
+            mine,
+            result.as_record(),
+        )
+        return result
+
+    @staticmethod
+    def _best_effort(what: str, action: Callable[..., object], *args: object) -> None:
+        """Book-keeping after the fact: its failure must not turn a published upload into
+        an error (a retry then finds the record pending or failed and takes it over)."""
+        try:
+            action(*args)
+        except Exception:
+            log.warning("could not %s", what, exc_info=True)
+
     # -- storing and publishing ------------------------------------------------------
 
-    def _accept(
-        self,
-        upload: _Upload,
-        inspected: _Inspected,
-        *,
-        filename: str | None,
-        profile: str,
-        source: UploadSource,
-        source_uri: str | None,
-        owner_id: str | None,
-        labels: dict[str, str],
-        password: str | None,
-    ) -> IngestResult:
+    def _store(
+        self, request: _Request, inspected: _Inspected, identity: _Identity
+    ) -> StoredOriginal:
         media_type = inspected.media_type
-        media_id = str(uuid.uuid4())
-        uploaded_at = self.clock()
-        sha256 = upload.sha256()
+        upload = request.upload
         try:
-            stored = self.originals.store(
-                media_id,
-                sha256=sha256,
-                key=original_key(media_id, media_type.extension, uploaded_at),
+            if inspected.decrypted is not None:
+                store_decrypted_copy(
+                    self.blobs,
+                    identity.media_id,
+                    inspected.decrypted,
+                    repaired=inspected.repaired,
+                )
+            return self.originals.store(
+                identity.media_id,
+                sha256=request.sha256,
+                key=original_key(identity.media_id, media_type.extension, identity.uploaded_at),
                 content_type=media_type.mime,
                 data=upload.data,
                 path=upload.path,
-                stored_at=uploaded_at,
+                stored_at=identity.uploaded_at,
             )
         except Exception as exc:
+            if inspected.decrypted is not None:
+                self._best_effort(
+                    "remove the decrypted copy",
+                    delete_decrypted_copy,
+                    self.blobs,
+                    identity.media_id,
+                )
             raise StorageFailedError(
                 f"could not store the original ({media_type.name}, {upload.size:,} bytes): "
                 f"{exc}; nothing was published"
             ) from exc
+
+    def _accept(
+        self, request: _Request, inspected: _Inspected, identity: _Identity
+    ) -> IngestResult:
+        media_type = inspected.media_type
+        media_id = identity.media_id
+        stored = self._store(request, inspected, identity)
         envelope = Envelope(
             event_type="MediaUploaded",
             schema_version=get_catalog().event("MediaUploaded").version,
             producer=PRODUCER,
             correlation_id=media_id,
             tenant_id=self.settings.tenant_id,
-            owner_id=owner_id,
-            occurred_at=uploaded_at,
+            owner_id=request.owner_id,
+            occurred_at=identity.uploaded_at,
+            event_id=identity.event_id,
+            trace_id=identity.trace_id,
         )
         record: dict[str, Any] = {
             "envelope": envelope.as_record(),
             "media_id": media_id,
             "media_kind": media_type.kind.value,
             "original": dict(stored.ref),
-            "original_filename": filename,
-            "source": source.value,
-            "source_uri": source_uri,
-            "profile": profile,
+            "original_filename": request.filename,
+            "source": request.source.value,
+            "source_uri": request.source_uri,
+            "profile": request.profile,
             "duplicate_of": stored.duplicate_of,
             "width": inspected.width,
             "height": inspected.height,
             "page_count": inspected.page_count,
             "duration_ms": inspected.duration_ms,
             "fps": inspected.fps,
-            "labels": labels,
+            "labels": request.labels,
         }
         try:
-            (delivered,) = self._publish_batch([("MediaUploaded", record)])
+            publish_checked(
+                self.publisher,
+                "MediaUploaded",
+                record,
+                trace_id=identity.trace_id,
+                attempts=self.limits.publish_attempts,
+                timeout_s=self.limits.publish_timeout_s,
+            )
         except Exception as exc:
-            raise self._unpublished(media_id, stored, exc) from exc
-        result = IngestResult(
+            raise self._unpublished(media_id, stored, inspected, exc) from exc
+        if identity.attempt > 1:
+            # An earlier attempt of this idempotent upload may have left a marker.
+            self._best_effort("clear the orphan marker", self.originals.clear_orphan, media_id)
+        return IngestResult(
             media_id=media_id,
-            event_id=envelope.event_id,
+            event_id=identity.event_id,
+            trace_id=identity.trace_id,
             media_type=media_type.name,
             media_kind=media_type.kind,
             original=stored.ref,
@@ -401,21 +657,35 @@ class Ingestor:
             fps=inspected.fps,
             warnings=tuple(inspected.warnings),
         )
-        return self._derive(upload, inspected, record, delivered, result, password)
 
     def _unpublished(
-        self, media_id: str, stored: StoredOriginal, exc: Exception
+        self, media_id: str, stored: StoredOriginal, inspected: _Inspected, exc: Exception
     ) -> PublishFailedError:
-        reason = f"MediaUploaded could not be published: {exc}"
+        uncertain = isinstance(exc, DeliveryUncertainError)
+        if uncertain:
+            reason = (
+                f"MediaUploaded may not have been published: {exc}. The item may exist; "
+                "retry with the same idempotency key to finish it without a second item"
+            )
+        else:
+            reason = f"MediaUploaded could not be published: {exc}"
+            if inspected.decrypted is not None:
+                self._best_effort(
+                    "remove the decrypted copy", delete_decrypted_copy, self.blobs, media_id
+                )
         if not stored.newly_stored:
             return PublishFailedError(
                 f"{reason}; nothing was stored (the bytes were already stored as "
                 f"{stored.duplicate_of})",
                 media_id,
                 None,
+                uncertain=uncertain,
             )
         ref = stored.ref
         try:
+            # Withdrawn even when the event may be out: an item without an index entry
+            # only costs a second copy of its bytes later, an entry naming an item that
+            # never was would make later uploads duplicates of nothing.
             self.originals.release(media_id, ref["sha256"])
             marker = self.originals.record_orphan(media_id, ref, reason, self.clock())
         except Exception as marker_exc:
@@ -424,223 +694,12 @@ class Ingestor:
                 f"its marker could not be written either: {marker_exc}",
                 media_id,
                 None,
+                uncertain=uncertain,
             )
         return PublishFailedError(
             f"{reason}; the stored blob {ref['bucket']}/{ref['key']} is recorded as an orphan "
             f"in {marker['bucket']}/{marker['key']}",
             media_id,
             marker,
-        )
-
-    def _publish_batch(self, events: list[tuple[str, dict[str, Any]]]) -> list[Delivered]:
-        """Publish events with one checked flush, retrying the whole batch on failure."""
-        retrying = Retrying(
-            stop=stop_after_attempt(max(1, self.limits.publish_attempts)),
-            wait=wait_exponential(multiplier=0.2, max=5.0),
-            retry=retry_if_exception_type((DeliveryError, KafkaException, RegistryError)),
-            reraise=True,
-        )
-        delivered: list[Delivered] = []
-        with self._publish_lock:
-            for attempt in retrying:
-                with attempt:
-                    for event_type, record in events:
-                        self.publisher.publish(event_type, record)
-                    delivered = self.publisher.flush(_FLUSH_TIMEOUT_S)
-        return delivered
-
-    # -- after acceptance: pages and frames -------------------------------------------
-
-    def _derive(
-        self,
-        upload: _Upload,
-        inspected: _Inspected,
-        uploaded: dict[str, Any],
-        delivered: Delivered,
-        result: IngestResult,
-        password: str | None,
-    ) -> IngestResult:
-        kind = inspected.media_type.kind
-        if kind is MediaKind.IMAGE:
-            return result
-        published: list[str] = []
-        try:
-            if kind is MediaKind.PDF:
-                self._render_pages(upload, inspected, uploaded, password, published)
-            else:
-                self._sample_frames(upload, uploaded, published)
-        except Exception as exc:
-            failure = self._publish_failure(uploaded, delivered, exc)
-            return self._with_derived(result, kind, published, failure)
-        return self._with_derived(result, kind, published, None)
-
-    @staticmethod
-    def _with_derived(
-        result: IngestResult,
-        kind: MediaKind,
-        published: list[str],
-        failure: IngestFailure | None,
-    ) -> IngestResult:
-        ids = tuple(published)
-        return IngestResult(
-            **{
-                **result.__dict__,
-                "page_event_ids": ids if kind is MediaKind.PDF else (),
-                "frame_event_ids": ids if kind is MediaKind.VIDEO else (),
-                "failure": failure,
-            }
-        )
-
-    def _flush_batches(
-        self, records: Iterator[tuple[str, dict[str, Any]]], published: list[str]
-    ) -> None:
-        """Publish what `records` yields in batches; ids of published events go to `published`.
-
-        When producing the records fails (a page or frame that cannot be made), the records
-        made before it are published first, so they precede the failure event. When
-        publishing fails, that error propagates as is: the batch is not sent again.
-        """
-        batch: list[tuple[str, dict[str, Any]]] = []
-
-        def send() -> None:
-            self._publish_batch(batch)
-            published.extend(record["envelope"]["event_id"] for _, record in batch)
-            batch.clear()
-
-        iterator = iter(records)
-        while True:
-            try:
-                item = next(iterator)
-            except StopIteration:
-                break
-            except Exception:
-                if batch:
-                    send()
-                raise
-            batch.append(item)
-            if len(batch) >= _BATCH:
-                send()
-        if batch:
-            send()
-
-    def _render_pages(
-        self,
-        upload: _Upload,
-        inspected: _Inspected,
-        uploaded: dict[str, Any],
-        password: str | None,
-        published: list[str],
-    ) -> None:
-        media_id = uploaded["media_id"]
-
-        def events() -> Iterator[tuple[str, dict[str, Any]]]:
-            pages = pdf.render_pages(
-                upload.read(),
-                dpi=self.limits.pdf_dpi,
-                max_pages=self.limits.max_pdf_pages,
-                max_pixels=self.limits.max_image_pixels,
-                password=password,
-            )
-            for page in pages:
-                image = self.originals.put_processed(
-                    page_key(media_id, page.page_number), page.png, "image/png"
-                )
-                yield (
-                    "PageRendered",
-                    {
-                        "envelope": envelope_caused_by(
-                            uploaded, "PageRendered", PRODUCER, "page", page.page_number
-                        ),
-                        "media_id": media_id,
-                        "page_number": page.page_number,
-                        "page_count": page.page_count,
-                        "dpi": page.dpi,
-                        "width": page.width,
-                        "height": page.height,
-                        "image": dict(image),
-                        "renderer": pdf.RENDERER,
-                        "repaired": inspected.repaired,
-                    },
-                )
-
-        self._flush_batches(events(), published)
-
-    def _sample_frames(
-        self, upload: _Upload, uploaded: dict[str, Any], published: list[str]
-    ) -> None:
-        assert upload.path is not None
-        media_id = uploaded["media_id"]
-        every_n = self.limits.video_every_n_frames
-        target_fps = None if every_n is not None else self.limits.video_sample_fps
-
-        def events() -> Iterator[tuple[str, dict[str, Any]]]:
-            assert upload.path is not None
-            frames = video.sample_frames(
-                upload.path,
-                target_fps=target_fps,
-                every_n=every_n,
-                max_frames=self.limits.max_video_frames,
-                jpeg_quality=self.limits.frame_jpeg_quality,
-            )
-            for frame in frames:
-                image = self.originals.put_processed(
-                    frame_key(media_id, frame.frame_index), frame.jpeg, "image/jpeg"
-                )
-                yield (
-                    "FrameCaptured",
-                    {
-                        "envelope": envelope_caused_by(
-                            uploaded, "FrameCaptured", PRODUCER, "frame", frame.frame_index
-                        ),
-                        "media_id": media_id,
-                        "camera_id": None,
-                        "frame_index": frame.frame_index,
-                        "timestamp_ms": frame.timestamp_ms,
-                        "captured_at": self.clock(),
-                        "width": frame.width,
-                        "height": frame.height,
-                        "image": dict(image),
-                        "source_fps": uploaded["fps"],
-                        "sampling_fps": target_fps,
-                    },
-                )
-
-        self._flush_batches(events(), published)
-
-    def _publish_failure(
-        self, uploaded: dict[str, Any], delivered: Delivered, exc: Exception
-    ) -> IngestFailure:
-        expected = isinstance(exc, MediaRejectedError)
-        topic = full_topic_name(topic_for_event("MediaUploaded"), self.publisher.settings)
-        error_type = (
-            f"MediaRejectedError.{exc.reason.name}"
-            if isinstance(exc, MediaRejectedError)
-            else type(exc).__name__
-        )
-        record: dict[str, Any] = {
-            "envelope": envelope_caused_by(uploaded, "ProcessingFailed", PRODUCER, "ingest"),
-            "media_id": uploaded["media_id"],
-            "processor": PRODUCER_NAME,
-            "processor_version": PRODUCER_VERSION,
-            "stage": "ingest",
-            "error_type": error_type,
-            "error_message": str(exc),
-            "retryable": not expected,
-            "attempts": 1,
-            "failed_topic": topic,
-            "failed_partition": delivered.partition,
-            "failed_offset": delivered.offset,
-            "failed_key": str(uploaded["media_id"]).encode(),
-            "failed_value": self.publisher.codec.encode(topic, "MediaUploaded", uploaded),
-            "failed_event_type": "MediaUploaded",
-            "input_blob": dict(uploaded["original"]),
-            "traceback": None if expected else _traceback_text(exc),
-        }
-        # If even the dead letter cannot be published the caller must hear about it.
-        self._publish_batch([("ProcessingFailed", record)])
-        return IngestFailure(
-            event_id=record["envelope"]["event_id"],
-            error_type=error_type,
-            message=str(exc),
-            retryable=not expected,
+            uncertain=uncertain,
         )

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import PurePath
 
-from producers.errors import MediaRejectedError, RejectReason
+from visionlog.media.errors import MediaRejectedError, RejectReason
 
 # PDF allows up to 1 KiB of leading junk before the %PDF- marker.
 SNIFF_BYTES = 1024

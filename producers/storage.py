@@ -4,9 +4,9 @@ Keys (pure functions below):
 
 - originals: ``media-originals/{yyyy}/{mm}/{dd}/{media_id}.{ext}`` (upload date, UTC)
 - dedupe index: ``media-originals/by-sha256/{sha256}.json`` naming the first media_id and key
-- pages: ``media-processed/{media_id}/pages/{n:04d}.png``
-- frames: ``media-processed/{media_id}/frames/{index:08d}.jpg``
-- other variants: ``media-processed/{media_id}/{variant}/{name}``
+- pages, frames, decrypted copies and other variants in ``media-processed``: see
+  `visionlog.media.keys` (the render stage writes them too)
+- idempotency records: ``media-originals/idempotency/{digest}.json`` (`producers.idempotency`)
 - analysis artifacts: ``analysis-artifacts/{media_id}/{job_id}/{name}``
 - orphan markers: ``analysis-artifacts/orphans/{media_id}.json``
 - exports: ``exports/{yyyy}/{mm}/{dd}/{export_id}/{name}``
@@ -29,31 +29,15 @@ from typing import Any
 
 from minio.error import S3Error
 
-from visionlog.blobstore import ARTIFACTS, ORIGINALS, PROCESSED, BlobRef, BlobStore
+from visionlog.blobstore import ARTIFACTS, ORIGINALS, BlobRef, BlobStore
+from visionlog.media.keys import StorageKeyError
+from visionlog.media.keys import relative_path as _relative_path
+from visionlog.media.keys import segment as _segment
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
-# One path segment: no separators, no dot-only names, nothing that needs escaping.
-_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _EXTENSION = re.compile(r"^[a-z0-9]{1,8}$")
 INDEX_PREFIX = "by-sha256/"
 ORPHAN_PREFIX = "orphans/"
-
-
-class StorageKeyError(ValueError):
-    """A value that cannot be part of a blob key (separators, dot segments, bad digest)."""
-
-
-def _segment(value: str, what: str) -> str:
-    if not _SEGMENT.match(value) or ".." in value:
-        raise StorageKeyError(f"{what} {value!r} cannot be a blob key segment")
-    return value
-
-
-def _relative_path(value: str, what: str) -> str:
-    parts = value.split("/")
-    for part in parts:
-        _segment(part, what)
-    return value
 
 
 def original_key(media_id: str, extension: str, uploaded_at: datetime) -> str:
@@ -69,25 +53,6 @@ def sha256_index_key(sha256: str) -> str:
     if not _SHA256.match(sha256):
         raise StorageKeyError(f"{sha256!r} is not a lower-case hex SHA-256")
     return f"{INDEX_PREFIX}{sha256}.json"
-
-
-def processed_key(media_id: str, variant: str, name: str) -> str:
-    return (
-        f"{_segment(media_id, 'media id')}/{_segment(variant, 'variant')}/"
-        f"{_relative_path(name, 'name')}"
-    )
-
-
-def page_key(media_id: str, page_number: int) -> str:
-    if not 1 <= page_number <= 9999:
-        raise StorageKeyError(f"page number {page_number} outside 1..9999")
-    return processed_key(media_id, "pages", f"{page_number:04d}.png")
-
-
-def frame_key(media_id: str, frame_index: int) -> str:
-    if not 0 <= frame_index <= 99_999_999:
-        raise StorageKeyError(f"frame index {frame_index} outside 0..99999999")
-    return processed_key(media_id, "frames", f"{frame_index:08d}.jpg")
 
 
 def artifact_key(media_id: str, job_id: str, name: str) -> str:
@@ -186,22 +151,10 @@ class OriginalStore:
         replacing the same stale entry cannot both win either.
         """
         body = json.dumps(entry, sort_keys=True).encode()
-        headers: dict[str, str | list[str] | tuple[str]] = {"Content-Type": "application/json"}
-        if stale_etag:
-            headers["If-Match"] = stale_etag
-        else:
-            headers["If-None-Match"] = "*"
-        try:
-            # The public put_object turns unknown headers into user metadata, so the
-            # conditional put goes through the client's plain PutObject call.
-            self.blobs.client._put_object(
-                ORIGINALS, sha256_index_key(sha256), body, headers=headers
-            )
-        except S3Error as exc:
-            if exc.code == "PreconditionFailed":
-                return False
-            raise
-        return True
+        written = conditional_put(
+            self.blobs, ORIGINALS, sha256_index_key(sha256), body, if_match=stale_etag or None
+        )
+        return written is not None
 
     def store(
         self,
@@ -222,7 +175,10 @@ class OriginalStore:
         if indexed is not None:
             first_media_id, first_ref, etag = indexed
             if self.blobs.exists(first_ref["bucket"], first_ref["key"]):
-                return StoredOriginal(ref=first_ref, duplicate_of=first_media_id)
+                # The entry may be this very item's, from an earlier attempt of the same
+                # idempotent upload: then these are its own bytes, not a duplicate.
+                first = None if first_media_id == media_id else first_media_id
+                return StoredOriginal(ref=first_ref, duplicate_of=first)
             # An erased original left a stale entry: these bytes are stored again.
             stale_etag = etag
         if data is not None:
@@ -272,8 +228,16 @@ class OriginalStore:
             "application/json",
         )
 
-    def put_processed(self, key: str, data: bytes, content_type: str) -> BlobRef:
-        return self.blobs.put_bytes(PROCESSED, key, data, content_type)
+    def clear_orphan(self, media_id: str) -> None:
+        """Remove the marker of a blob whose event was published after all (a retry)."""
+        self.blobs.delete(ARTIFACTS, orphan_marker_key(media_id))
+
+
+def conditional_put(
+    blobs: BlobStore, bucket: str, key: str, body: bytes, *, if_match: str | None
+) -> str | None:
+    """`BlobStore.put_if`: write only if absent or still at that ETag (see there)."""
+    return blobs.put_if(bucket, key, body, if_match=if_match)
 
 
 def read_json(blobs: BlobStore, bucket: str, key: str) -> dict[str, Any]:

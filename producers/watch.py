@@ -20,8 +20,8 @@ from typing import Any
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from producers.errors import MediaRejectedError
 from producers.ingest import IngestResult
+from visionlog.media.errors import MediaRejectedError
 
 DONE_DIR = ".done"
 FAILED_DIR = ".failed"

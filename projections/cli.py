@@ -1,11 +1,11 @@
-"""`visionlog projections ...` and `visionlog replay ...` commands."""
+"""`visionlog projections ...` and `visionlog replay rebuild|diff` commands (the reprocess
+commands are the processors': `processors.cli.add_reprocess_commands`)."""
 
 from __future__ import annotations
 
 import logging
 import signal
 import threading
-from datetime import datetime
 from types import FrameType
 from typing import Annotated
 
@@ -15,12 +15,8 @@ from rich.console import Console
 
 from projections.host import ProjectionHost, default_projection_names
 from projections.replay.diff import diff_versions
-from projections.replay.reprocess import ReprocessError, ReprocessSelection, request_reprocess
-from projections.replay.worker import run_reprocess_worker
-from visionlog.codec import AvroCodec
-from visionlog.health import Heartbeat, Readiness, serving_health
-from visionlog.kafka import EventPublisher
-from visionlog.registry import HttpSchemaRegistry
+from visionlog.health import Heartbeat, serving_health
+from visionlog.observability.logs import configure_logging
 from visionlog.settings import get_settings
 from visionlog.stores import postgres_connect
 
@@ -30,7 +26,8 @@ console = Console()
 
 
 def _configure_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(name)s %(message)s")
+    configure_logging(get_settings(), "projections")
+    logging.getLogger().setLevel(level.upper())
     # One line per registry lookup drowns what matters.
     for noisy in ("httpx", "httpx2"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -96,61 +93,6 @@ def rebuild_command(
     except RebuildError as error:
         console.print(f"[red]{error}[/red]")
         raise typer.Exit(2) from error
-
-
-def _parse_versions(pairs: list[str]) -> dict[str, str]:
-    versions: dict[str, str] = {}
-    for pair in pairs:
-        stage, sep, version = pair.partition("=")
-        if not sep or not stage or not version:
-            raise typer.BadParameter(f"expected STAGE=VERSION, got {pair!r}")
-        versions[stage] = version
-    return versions
-
-
-@replay_app.command("reprocess")
-def reprocess_command(
-    stage: Annotated[list[str], typer.Option("--stage", help="Stage to rerun (repeatable)")],
-    media: Annotated[list[str] | None, typer.Option("--media", help="Media id")] = None,
-    camera: Annotated[str | None, typer.Option(help="Camera id")] = None,
-    since: Annotated[datetime | None, typer.Option("--from", help="From time (UTC)")] = None,
-    until: Annotated[datetime | None, typer.Option("--to", help="To time (UTC)")] = None,
-    model_version: Annotated[
-        list[str] | None, typer.Option("--model-version", help="STAGE=VERSION expected")
-    ] = None,
-    all_media: Annotated[bool, typer.Option("--all", help="Every media item")] = False,
-    requested_by: str = "cli",
-) -> None:
-    """Publish a ReprocessRequested; the reprocess worker executes it."""
-    settings = get_settings()
-    codec = AvroCodec(HttpSchemaRegistry(settings.registry))
-    selection = ReprocessSelection(
-        media_ids=list(media or []),
-        camera_id=camera,
-        from_time=since,
-        to_time=until,
-        stages=list(stage),
-        model_versions=_parse_versions(model_version or []),
-        all_media=all_media,
-    )
-    try:
-        reprocess_id = request_reprocess(
-            settings, EventPublisher(settings.kafka, codec), selection, requested_by
-        )
-    except ReprocessError as error:
-        console.print(f"[red]{error}[/red]")
-        raise typer.Exit(2) from error
-    console.print(f"reprocess {reprocess_id} requested")
-
-
-@replay_app.command("worker")
-def reprocess_worker(loglevel: str = "INFO") -> None:
-    """Execute reprocess requests from the control topic until SIGTERM."""
-    _configure_logging(loglevel)
-    settings = get_settings()
-    heartbeat, readiness = Heartbeat(), Readiness("the reprocess worker is starting")
-    with serving_health(settings.health, heartbeat, readiness):
-        run_reprocess_worker(settings, _stop_on_signals(), heartbeat=heartbeat, readiness=readiness)
 
 
 @replay_app.command("diff")

@@ -20,6 +20,7 @@ raises without committing, so the batch is read again after a restart.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -38,10 +39,14 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient
 from prometheus_client import Counter, Gauge
 
-from processors.runtime import InboundMessage, StageFailure, failure_record
 from visionlog.codec import AvroCodec, MalformedEventError
+from visionlog.errors import ContractError, PermanentError
 from visionlog.kafka import EventPublisher, admin_client, consumer_config, partition_bounds
 from visionlog.settings import Settings
+from visionlog.stream.checkpoint import CommitPolicy, OffsetTracker
+from visionlog.stream.deadletter import StageFailure, failure_record
+from visionlog.stream.messages import InboundMessage
+from visionlog.stream.retry import RetryPolicy, call_with_retries
 from visionlog.topics import full_topic_name, topic_for_event
 
 log = logging.getLogger(__name__)
@@ -81,7 +86,7 @@ class ProjectedEvent:
         return (self.topic, self.partition)
 
 
-class PoisonEventError(Exception):
+class PoisonEventError(PermanentError):
     """This event cannot be represented in the read model; dead-letter it and go on."""
 
     def __init__(self, event: ProjectedEvent, reason: str) -> None:
@@ -89,7 +94,7 @@ class PoisonEventError(Exception):
         self.event = event
 
 
-class PositionMovedError(Exception):
+class PositionMovedError(PermanentError):
     """The sink's stored offsets differ from the consumer's: seek to them, drop the batch."""
 
     def __init__(self, stored: Mapping[TopicPartitionKey, int]) -> None:
@@ -161,6 +166,12 @@ class ProjectionRunner:
         self.retry_backoff_s = retry_backoff_s
         # Called between the sink write and the Kafka commit: tests kill the process here.
         self.before_commit = before_commit
+        # Positions are committed after the sink write, every N events or T seconds.
+        self.commit_policy = CommitPolicy(
+            every_messages=settings.projections.commit_every_messages,
+            every_s=settings.projections.commit_every_s,
+        )
+        self.checkpoint = OffsetTracker(self.commit_policy)
         self.stats = RunStats()
         self._last_lag_check = 0.0
         self._admin: AdminClient | None = None
@@ -225,6 +236,16 @@ class ProjectionRunner:
             if decoded.event_type not in wanted:
                 skipped += 1
                 continue
+            contract = self.codec.catalog.event(decoded.event_type).fullname
+            if decoded.fullname != contract:
+                # Written with a schema that is not the contract (same name, another
+                # namespace): read without the contract, so its shape is not the one the
+                # projections' typed records promise.
+                foreign = ContractError(
+                    f"{decoded.fullname} is not the contract {contract} of {decoded.event_type}"
+                )
+                self._dead_letter(inbound, foreign, None, decoded.event_type)
+                continue
             events.append(
                 ProjectedEvent(
                     event_type=decoded.event_type,
@@ -272,34 +293,41 @@ class ProjectionRunner:
     def _apply_with_retries(
         self, events: list[ProjectedEvent], next_offsets: dict[TopicPartitionKey, int]
     ) -> list[ProjectedEvent]:
-        attempt = 0
+        """Apply the batch; poison events are dead-lettered and the rest applied again.
+
+        A store that fails is retried with the shared policy (`visionlog.stream.retry`);
+        when it gives up, the error propagates and nothing is committed."""
+        policy = RetryPolicy(
+            max_attempts=self.max_attempts,
+            backoff_s=self.retry_backoff_s,
+            outage_deadline_s=self.retry_backoff_s * 2**self.max_attempts,
+        )
         while True:
-            try:
-                self.projection.apply(events, next_offsets)
-            except PoisonEventError as poison:
-                bad = poison.event
+            attempted = call_with_retries(
+                functools.partial(self.projection.apply, events, next_offsets),
+                policy,
+                on_retry=lambda attempt, error, delay: log.warning(
+                    "projection %s: batch failed (attempt %d: %s), retrying in %.1fs",
+                    self.projection.name,
+                    attempt,
+                    error,
+                    delay,
+                ),
+            )
+            error = attempted.error
+            if error is None:
+                return events
+            if isinstance(error, PoisonEventError):
+                bad = error.event
                 self._dead_letter(
                     InboundMessage(bad.topic, bad.partition, bad.offset, None, None),
-                    poison,
+                    error,
                     bad.record,
                     bad.event_type,
                 )
                 events = [e for e in events if e is not bad]
-            except PositionMovedError:
-                raise
-            except Exception:
-                attempt += 1
-                if attempt >= self.max_attempts:
-                    raise
-                log.exception(
-                    "projection %s: batch failed (attempt %d/%d), retrying",
-                    self.projection.name,
-                    attempt,
-                    self.max_attempts,
-                )
-                time.sleep(self.retry_backoff_s * 2 ** (attempt - 1))
-            else:
-                return events
+                continue
+            raise error
 
     def process(self, consumer: Consumer, messages: Sequence[Message]) -> int:
         """Apply one batch of messages; returns how many events were applied."""
@@ -326,13 +354,15 @@ class ProjectionRunner:
                 consumer.seek(TopicPartition(topic, partition, offset))
             self.positions_seen.update(moved.stored)
             return 0
-        if self.before_commit is not None:
-            self.before_commit()
-        if not self.projection.offsets_in_sink:
-            consumer.commit(
-                offsets=[TopicPartition(t, p, o) for (t, p), o in next_offsets.items()],
-                asynchronous=False,
+        for message in real:
+            self.checkpoint.started(
+                (message.topic() or "", message.partition() or 0), message.offset() or 0
             )
+            self.checkpoint.finished(
+                (message.topic() or "", message.partition() or 0), message.offset() or 0
+            )
+        if self.checkpoint.due():
+            self.commit(consumer)
         self.positions_seen.update(next_offsets)
         self.stats.applied += len(applied)
         self.stats.skipped += skipped
@@ -340,6 +370,21 @@ class ProjectionRunner:
         APPLIED.labels(self.projection.name, "applied").inc(len(applied))
         APPLIED.labels(self.projection.name, "skipped").inc(skipped)
         return len(applied)
+
+    def commit(self, consumer: Consumer) -> None:
+        """Commit the applied positions (projections that keep offsets in the sink store
+        them with their rows; for them this only resets the schedule)."""
+        offsets = self.checkpoint.committable()
+        if not offsets:
+            return
+        if self.before_commit is not None:
+            self.before_commit()
+        if not self.projection.offsets_in_sink:
+            consumer.commit(
+                offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()],
+                asynchronous=False,
+            )
+        self.checkpoint.committed(offsets)
 
     # ---------------------------------------------------------------- lag
 
@@ -392,8 +437,10 @@ class ProjectionRunner:
                         if self.projection.generation_changed():
                             log.info("projection %s: generation switched", self.projection.name)
                             break
+                self.commit(consumer)
             finally:
                 consumer.close()
+                self.checkpoint = OffsetTracker(self.commit_policy)
         return self.stats
 
     def catch_up(self, timeout_s: float = 600.0) -> RunStats:
@@ -422,7 +469,9 @@ class ProjectionRunner:
                         f"{len(pending)} partitions within {timeout_s}s"
                     )
                 self.process(consumer, consumer.consume(batch, 0.5))
+            self.commit(consumer)
             self.lag(consumer)
         finally:
             consumer.close()
+            self.checkpoint = OffsetTracker(self.commit_policy)
         return self.stats

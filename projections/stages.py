@@ -34,4 +34,21 @@ PROJECTED_EVENTS: tuple[str, ...] = (
     "OutputGenerated",
     "ProcessingFailed",
     "EmbeddingComputed",
+    # Completion: work reports (topic `processing`), progress and the final status.
+    "EventProcessed",
+    "MediaProgressed",
+    "MediaCompleted",
 )
+
+# Processing reports, not facts about the media: they arrive for every input (every camera
+# frame), carry no user data and are not kept in the audit log.
+REPORT_EVENTS: frozenset[str] = frozenset({"EventProcessed", "MediaProgressed"})
+
+# MediaCompleted.status as the read models spell it (lower-case, like every status): the
+# final statuses of a media item. Once one is set, later events never move the item back.
+COMPLETION_STATUS: dict[str, str] = {
+    "COMPLETED": "completed",
+    "COMPLETED_WITH_ERRORS": "completed_with_errors",
+    "FAILED": "failed",
+}
+COMPLETION_STATUSES: tuple[str, ...] = tuple(COMPLETION_STATUS.values())

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from api import serve as api_serve
 from api.auth.store import AUTH_SCHEMA
-from processors.cli import models_app, processors_app
+from processors.cli import add_reprocess_commands, deadletters_app, models_app, processors_app
 from producers import camera_cli
 from producers import cli as producers_cli
 from projections import cli as projections_cli
@@ -32,8 +32,10 @@ stack_app = typer.Typer(help="The local stack of real servers on loopback.", no_
 app.add_typer(stack_app, name="stack")
 app.add_typer(processors_app, name="processors")
 app.add_typer(models_app, name="models")
+app.add_typer(deadletters_app, name="deadletters")
 app.add_typer(camera_cli.app, name="cameras")
 app.add_typer(projections_cli.projections_app, name="projections")
+add_reprocess_commands(projections_cli.replay_app)
 app.add_typer(projections_cli.replay_app, name="replay")
 app.add_typer(api_serve.app, name="api")
 # upload, fetch and watch are top-level verbs: `visionlog upload FILES...`
@@ -179,9 +181,12 @@ def migrate_command(
 
 @app.command("run")
 def run_command(
-    timeout_s: Annotated[float, typer.Option(help="How long to wait for results")] = 600.0,
+    timeout_s: Annotated[
+        float, typer.Option(help="How long to wait for every sample to complete")
+    ] = 600.0,
     require_complete: Annotated[
-        bool, typer.Option(help="Exit with an error when results are still missing")
+        bool,
+        typer.Option(help="Exit with an error when a sample did not complete in time or failed"),
     ] = False,
 ) -> None:
     """The main job: the whole platform on the local stack, fed with the bundled samples."""
@@ -210,7 +215,7 @@ def run_command(
             found.append(f"text ({langs}): {media.text[:90]}…")
         found.append(f"{media.outputs} outputs")
         found.extend(f"[red]failed {failure}[/red]" for failure in media.failures)
-        table.add_row(media.filename, media.media_id, media.status, "\n".join(found))
+        table.add_row(media.filename, media.media_id, media.progress(), "\n".join(found))
     console.print(table)
     url = report.api_url
     console.print(f"API:           {url}  (OpenAPI docs at {url}/docs)")
@@ -219,14 +224,23 @@ def run_command(
     console.print(
         f"a media item:  GET {url}/v1/media/<media id> with a bearer token from POST {url}/v1/token"
     )
+    console.print(f"its report:    GET {url}/v1/media/<media id>/report")
     console.print(f"blobs:         MinIO at http://{settings.minio.endpoint}")
     console.print(f"logs:          {settings.state_dir / 'logs'}")
-    state = "complete" if report.complete else "still arriving (timeout reached)"
+    for media in report.media:
+        console.print(f"final status:  {media.filename}: {media.progress()}")
+    state = "every sample completed" if report.complete else "not every sample completed"
     console.print(
-        f"results {state} after {report.seconds:.0f}s; services keep running. "
+        f"{state} after {report.seconds:.0f}s; services keep running. "
         "Stop everything with: visionlog stop"
     )
-    if require_complete and not report.complete:
+    if require_complete and (not report.complete or report.failed()):
+        missing = [m.filename for m in report.media if not m.finished()]
+        failed = [m.filename for m in report.failed()]
+        if missing:
+            console.print(f"[red]not completed within {timeout_s:.0f}s: {', '.join(missing)}[/red]")
+        if failed:
+            console.print(f"[red]completed with status failed: {', '.join(failed)}[/red]")
         raise typer.Exit(1)
 
 

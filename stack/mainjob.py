@@ -1,8 +1,9 @@
 """The README's first command: the whole platform on the local stack, fed with samples.
 
 It installs and starts what is missing (servers, models, the platform's processes), uploads
-the bundled samples through the API like any client would, waits until their results are
-in the read models, and prints what was found and where to look. Everything keeps running
+the bundled samples through the API like any client would, waits until each sample's
+processing has completed (its MediaCompleted gave it a final status in the read model), and
+prints what was found, how each sample ended and where to look. Everything keeps running
 until `visionlog stop`.
 """
 
@@ -19,6 +20,7 @@ import httpx
 from psycopg import sql
 
 from processors import modelstore
+from projections.stages import COMPLETION_STATUSES
 from stack import manager
 from stack.initialise import initialise
 from stack.platform import ProcessStatus, api_base_url, start_platform, wait_for_api
@@ -28,6 +30,10 @@ from visionlog.stores import postgres_connect
 
 Say = Callable[[str], None]
 
+# How an item's processing ends (MediaCompleted, lower-case in the read model).
+FINAL_STATUSES = frozenset(COMPLETION_STATUSES)
+POLL_INTERVAL_S = 2.0
+
 
 @dataclass
 class MediaSummary:
@@ -35,6 +41,7 @@ class MediaSummary:
     filename: str
     kind: str = "?"
     status: str = "?"
+    percent: float | None = None
     pages: int = 0
     frames: int = 0
     text: str = ""
@@ -47,7 +54,13 @@ class MediaSummary:
     failures: list[str] = field(default_factory=list)
 
     def finished(self) -> bool:
-        return self.outputs > 0 or bool(self.failures)
+        """The item's processing ended (completed, with errors, or failed)."""
+        return self.status in FINAL_STATUSES
+
+    def progress(self) -> str:
+        if self.finished() or self.percent is None:
+            return self.status
+        return f"{self.status} {self.percent:.0f}%"
 
 
 @dataclass
@@ -59,7 +72,12 @@ class MainJobReport:
     processes: list[ProcessStatus]
     media: list[MediaSummary]
     seconds: float
+    # Every sample reached a final status before the timeout.
     complete: bool
+
+    def failed(self) -> list[MediaSummary]:
+        """Samples whose processing ended with status failed."""
+        return [media for media in self.media if media.status == "failed"]
 
 
 def admin_credentials(settings: Settings) -> tuple[str, str | None, Path]:
@@ -124,10 +142,20 @@ def summarise(settings: Settings, media: dict[str, str]) -> list[MediaSummary]:
             summary = MediaSummary(media_id, filename)
             for row in _one(
                 conn,
-                sql.SQL("SELECT kind, status FROM {} WHERE media_id = %s").format(table("media")),
+                sql.SQL(
+                    "SELECT m.kind, m.status, r.percent, r.errors FROM {} m"
+                    " LEFT JOIN {} r ON r.media_id = m.media_id AND r.run_id = ''"
+                    " WHERE m.media_id = %s"
+                ).format(table("media"), table("processing_runs")),
                 (media_id,),
             ):
                 summary.kind, summary.status = row["kind"], row["status"]
+                summary.percent = row["percent"]
+                summary.failures.extend(
+                    " ".join(filter(None, (error["stage"], error["item_label"])))
+                    + f": {error['message']}"
+                    for error in row["errors"] or []
+                )
             counts = {
                 "pages": "pages",
                 "frames": "frames",
@@ -170,7 +198,7 @@ def summarise(settings: Settings, media: dict[str, str]) -> list[MediaSummary]:
                     (media_id,),
                 )
             ]
-            summary.failures = [
+            summary.failures += [
                 f"{r['stage']} {r['item_label']}: {r['error']}"
                 for r in _one(
                     conn,
@@ -181,29 +209,39 @@ def summarise(settings: Settings, media: dict[str, str]) -> list[MediaSummary]:
                     (media_id,),
                 )
             ]
+            # The completion and the dead letter may name the same failure.
+            summary.failures = list(dict.fromkeys(summary.failures))
             summaries.append(summary)
     return summaries
 
 
-def wait_for_results(
-    settings: Settings, media: dict[str, str], timeout_s: float, say: Say
+def wait_for_completion(
+    settings: Settings,
+    media: dict[str, str],
+    timeout_s: float,
+    say: Say,
+    *,
+    poll_s: float = POLL_INTERVAL_S,
 ) -> tuple[list[MediaSummary], bool]:
-    """Poll the read model until every sample has outputs and nothing changed for a while."""
+    """Poll the read model until every sample has a final status (its MediaCompleted was
+    projected) or `timeout_s` passes; says how far the samples are whenever that changes.
+    Returns the summaries and whether every sample completed."""
     deadline = time.monotonic() + timeout_s
-    previous: list[MediaSummary] | None = None
-    stable_since = time.monotonic()
-    summaries = summarise(settings, media)
-    while time.monotonic() < deadline:
+    said = ""
+    while True:
         summaries = summarise(settings, media)
-        if summaries != previous:
-            previous = summaries
-            stable_since = time.monotonic()
-            done = sum(s.finished() for s in summaries)
-            say(f"results arriving: {done}/{len(summaries)} samples have outputs")
-        elif all(s.finished() for s in summaries) and time.monotonic() - stable_since > 10:
+        done = sum(s.finished() for s in summaries)
+        line = f"{done}/{len(summaries)} samples complete: " + ", ".join(
+            f"{s.filename} {s.progress()}" for s in summaries
+        )
+        if line != said:
+            say(line)
+            said = line
+        if done == len(summaries):
             return summaries, True
-        time.sleep(2.0)
-    return summaries, False
+        if time.monotonic() >= deadline:
+            return summaries, False
+        time.sleep(min(poll_s, max(deadline - time.monotonic(), 0.0)))
 
 
 def run_main_job(settings: Settings, say: Say, *, timeout_s: float = 600.0) -> MainJobReport:
@@ -228,7 +266,8 @@ def run_main_job(settings: Settings, say: Say, *, timeout_s: float = 600.0) -> M
     samples = write_samples(settings.state_dir / "samples", photo)
     say("uploading the samples through the API")
     media = upload_samples(settings, samples, token)
-    summaries, complete = wait_for_results(settings, media, timeout_s, say)
+    say("waiting for every sample's processing to complete")
+    summaries, complete = wait_for_completion(settings, media, timeout_s, say)
     return MainJobReport(
         api_url=api_base_url(settings),
         admin_username=username,

@@ -11,6 +11,7 @@ from typing import Any, TypedDict
 from minio import Minio
 from minio.error import S3Error
 
+from visionlog.errors import NotFoundError, PermanentError
 from visionlog.settings import MinioSettings
 
 # Bucket layout of the platform (see README, "Blob storage").
@@ -31,12 +32,12 @@ class BlobRef(TypedDict):
     content_type: str
 
 
-class BlobIntegrityError(IOError):
+class BlobIntegrityError(PermanentError, IOError):
     """Stored bytes do not match the SHA-256 their reference promises."""
 
 
-class BlobNotFoundError(FileNotFoundError):
-    pass
+class BlobNotFoundError(NotFoundError, FileNotFoundError):
+    """The referenced blob (or its bucket) does not exist: an answer, not an outage."""
 
 
 class BlobStore:
@@ -156,6 +157,26 @@ class BlobStore:
 
     def delete(self, bucket: str, key: str) -> None:
         self.client.remove_object(bucket, key)
+
+    def put_if(self, bucket: str, key: str, body: bytes, *, if_match: str | None) -> str | None:
+        """Write a small JSON object only if it is absent (`if_match` None) or still the
+        version with that ETag; returns the new ETag, None when the condition failed
+        (someone else wrote first). The compare-and-swap the dedupe index, idempotency
+        records and redrive ledger rely on."""
+        headers: dict[str, str | list[str] | tuple[str]] = {"Content-Type": "application/json"}
+        if if_match:
+            headers["If-Match"] = f'"{if_match.strip(chr(34))}"'
+        else:
+            headers["If-None-Match"] = "*"
+        try:
+            # The public put_object turns unknown headers into user metadata, so the
+            # conditional put goes through the client's plain PutObject call.
+            result = self.client._put_object(bucket, key, body, headers=headers)
+        except S3Error as exc:
+            if exc.code == "PreconditionFailed":
+                return None
+            raise
+        return str(result.etag or "").strip('"')
 
     def presigned_url(self, ref: BlobRef | dict[str, Any], expires_s: int = 300) -> str:
         return str(

@@ -10,12 +10,14 @@ from __future__ import annotations
 import io
 import json
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import fastavro
 from fastavro.validation import ValidationError, validate
 
+from visionlog.errors import ContractError
 from visionlog.registry import RegistryError, SchemaRegistry, subject_for
 from visionlog.schemas import SchemaCatalog, get_catalog
 
@@ -23,11 +25,11 @@ MAGIC_BYTE = 0
 HEADER = struct.Struct(">bI")
 
 
-class MalformedEventError(ValueError):
+class MalformedEventError(ContractError, ValueError):
     """Bytes that are not a valid event: wrong framing, unknown schema or a corrupt body."""
 
 
-class EventEncodingError(ValueError):
+class EventEncodingError(ContractError, ValueError):
     """A record does not match its event contract."""
 
 
@@ -48,7 +50,7 @@ def unframe(data: bytes | None) -> tuple[int, bytes]:
     return schema_id, data[HEADER.size :]
 
 
-def write_body(parsed_schema: Any, record: dict[str, Any]) -> bytes:
+def write_body(parsed_schema: Any, record: Mapping[str, Any]) -> bytes:
     buffer = io.BytesIO()
     fastavro.schemaless_writer(buffer, parsed_schema, record)
     return buffer.getvalue()
@@ -92,7 +94,7 @@ class AvroCodec:
             self._ids[subject] = self.registry.register(subject, schema.schema_str)
         return self._ids[subject]
 
-    def encode(self, topic: str, event_type: str, record: dict[str, Any]) -> bytes:
+    def encode(self, topic: str, event_type: str, record: Mapping[str, Any]) -> bytes:
         schema = self.catalog.event(event_type)
         envelope = record.get("envelope") or {}
         if envelope.get("event_type") != schema.name:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from visionlog import contracts
 from visionlog.schemas import get_catalog
 
 # Fixed namespace for UUIDv5 event ids: the same inputs give the same id on every run,
@@ -54,8 +55,20 @@ class Envelope:
         if not self.correlation_id:
             raise ValueError("correlation_id (the media id) is required")
 
-    def as_record(self) -> dict[str, Any]:
-        return asdict(self)
+    def as_record(self) -> contracts.Envelope:
+        """The envelope as the `Envelope` record every event carries."""
+        return {
+            "event_id": self.event_id,
+            "event_type": self.event_type,
+            "schema_version": self.schema_version,
+            "occurred_at": self.occurred_at,
+            "producer": self.producer,
+            "correlation_id": self.correlation_id,
+            "causation_id": self.causation_id,
+            "tenant_id": self.tenant_id,
+            "owner_id": self.owner_id,
+            "trace_id": self.trace_id,
+        }
 
     def derive(
         self,
@@ -78,7 +91,8 @@ class Envelope:
         )
 
     @classmethod
-    def from_record(cls, record: dict[str, Any]) -> Envelope:
+    def from_record(cls, record: Mapping[str, Any]) -> Envelope:
+        """The envelope of a record; `occurred_at` may also be epoch milliseconds."""
         occurred = record["occurred_at"]
         if isinstance(occurred, int):
             occurred = datetime.fromtimestamp(occurred / 1000, UTC)
@@ -87,13 +101,13 @@ class Envelope:
 
 def envelope_caused_by(
     source: Mapping[str, Any], event_type: str, producer: str, *identity: object
-) -> dict[str, Any]:
+) -> contracts.Envelope:
     """Envelope record of an event caused by the event record `source`.
 
     Its id is deterministic in the source event and the identity parts (model version,
     page number, ...), so reprocessing the same input yields the same id; its schema
     version is the contract's current one.
     """
-    parent = Envelope.from_record(dict(source["envelope"]))
+    parent = Envelope.from_record(source["envelope"])
     version = get_catalog().event(event_type).version
     return parent.derive(event_type, version, producer, *identity).as_record()

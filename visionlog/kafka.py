@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,11 +20,13 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from visionlog.codec import AvroCodec
+from visionlog.errors import OutageError
 from visionlog.settings import KafkaSettings
+from visionlog.stream.headers import event_headers
 from visionlog.topics import full_topic_name, topic_for_event
 
 
-class DeliveryError(RuntimeError):
+class DeliveryError(OutageError):
     """One or more events were not acknowledged by the brokers."""
 
 
@@ -34,6 +36,10 @@ def producer_config(settings: KafkaSettings, **overrides: Any) -> dict[str, Any]
         # Idempotence gives exactly-once, in-order writes per partition across retries.
         "enable.idempotence": True,
         "acks": "all",
+        # Java-compatible murmur2, as faust's producers (aiokafka) partition: a key lands on
+        # the same partition whichever part of the platform wrote it, so per-key state of
+        # the workers (faust tables) lives where the key's events arrive.
+        "partitioner": "murmur2_random",
         "compression.type": "zstd",
         "linger.ms": 5,
         "delivery.timeout.ms": 120_000,
@@ -101,7 +107,13 @@ class EventPublisher:
                     )
                 )
 
-    def publish(self, event_type: str, record: dict[str, Any], key: str | None = None) -> str:
+    def publish(
+        self,
+        event_type: str,
+        record: Mapping[str, Any],
+        key: str | None = None,
+        headers: Sequence[tuple[str, bytes]] | None = None,
+    ) -> str:
         """Queue one event; returns the topic. Call flush() to learn whether it was stored."""
         spec = topic_for_event(event_type)
         topic = full_topic_name(spec, self.settings)
@@ -109,6 +121,20 @@ class EventPublisher:
         if not key_value:
             raise ValueError(f"{event_type} has no {spec.key_field!r} to key it by")
         value = self.codec.encode(topic, event_type, record)
+        if headers is None:
+            trace = (record.get("envelope") or {}).get("trace_id")
+            headers = event_headers(event_type, str(trace) if trace else None)
+        self.publish_bytes(topic, str(key_value).encode(), value, headers)
+        return topic
+
+    def publish_bytes(
+        self,
+        topic: str,
+        key: bytes,
+        value: bytes,
+        headers: Sequence[tuple[str, bytes]] = (),
+    ) -> None:
+        """Queue an already encoded event (flush() reports on it like on the others)."""
         reports = self._reports()
 
         def on_delivery(error: KafkaError | None, message: Message) -> None:
@@ -117,14 +143,17 @@ class EventPublisher:
         while True:
             try:
                 self.producer.produce(
-                    topic, key=str(key_value).encode(), value=value, on_delivery=on_delivery
+                    topic,
+                    key=key,
+                    value=value,
+                    headers=list(headers),
+                    on_delivery=on_delivery,
                 )
                 break
             except BufferError:
                 # Local queue full: serve delivery reports to make room, never drop.
                 self.producer.poll(0.1)
         self.producer.poll(0)
-        return topic
 
     def flush(self, timeout: float = 30.0) -> list[Delivered]:
         """Wait for every queued event's delivery report; raise if any failed."""

@@ -150,6 +150,16 @@ class IngestSettings(BaseModel):
     default_profile: Literal["ocr", "vision", "full"] = "full"
     # Publishing after a stored blob is retried this often before the upload fails loudly.
     publish_attempts: int = 5
+    # Pixels of one rendered PDF page (render stage): a larger page is rendered at the
+    # highest DPI that fits, so a 14,400-pt page costs tens of MB, not gigabytes.
+    max_page_pixels: int = 25_000_000
+    # How long an upload waits for the brokers to acknowledge MediaUploaded (also the
+    # ingest producer's delivery timeout), so a Kafka restart is waited out, not reported
+    # as a failure while the event is still on its way.
+    publish_timeout_s: float = 60.0
+    # An Idempotency-Key whose first upload is still in progress makes a retry wait this
+    # long for it; after that the retry takes the upload over (same media id and event id).
+    idempotency_lease_s: float = 120.0
 
 
 class ProcessorSettings(BaseModel):
@@ -170,10 +180,48 @@ class ProcessorSettings(BaseModel):
     # Transient failures are retried this often, with exponential backoff, then dead-lettered.
     max_attempts: int = 3
     retry_backoff_s: float = 0.5
+    retry_max_backoff_s: float = 10.0
+    # An unreachable store or broker is waited out this long before the input is
+    # dead-lettered as retryable (a redrive finishes it); a live frame waits at most until
+    # it is stale.
+    outage_deadline_s: float = 300.0
+    # Live camera frames older than this when a latency-critical stage would start on them
+    # are skipped (per camera: `max_age_s` in the camera's configuration).
+    live_max_age_ms: int = 2000
+    # Messages a worker works on at once (stages of one message run in parallel too);
+    # beyond this, batch inputs wait in Kafka. 0 means twice the CPU count.
+    max_in_flight: int = 0
+    # Threads running stages; 0 means the CPU count.
+    stage_threads: int = 0
+    # Offsets are committed after every N messages or T seconds, once every event derived
+    # from them is acknowledged by the brokers.
+    commit_every_messages: int = 500
+    commit_every_s: float = 1.0
+    # A worker that dies without leaving its consumer group is noticed after this long;
+    # its partitions (and their state) then move to the others.
+    session_timeout_s: float = 10.0
+    # Completion: how often progress of an item may be published, and how often cameras'
+    # analysis health is reported.
+    progress_interval_s: float = 2.0
+    camera_report_interval_s: float = 10.0
     # Workers restart after this many items or when resident memory exceeds the limit.
-    recycle_after_items: int = 5000
+    recycle_after_items: int = 0
     recycle_above_rss_mb: int = 3072
     inference_threads: int = 2
+    # The OpenVINO runtime (processors/openvino_runtime.py). f32, because OpenVINO picks
+    # bf16 on CPUs that have it and scores and vectors would then depend on the host.
+    inference_precision: Literal["f32", "bf16", "f16"] = "f32"
+    # Compiled models are cached under cache_dir/openvino, so a worker starts faster.
+    compiled_model_cache: bool = True
+    # THROUGHPUT runs frames side by side, one per stream (most frames per second under
+    # load); LATENCY runs one frame on all threads (fastest single frame on an idle host).
+    detection_performance_hint: Literal["LATENCY", "THROUGHPUT"] = "THROUGHPUT"
+    # JPEG frames much larger than the detector's input are decoded at 1/2, 1/4 or 1/8
+    # scale (1.5-2.5x cheaper than a full decode); boxes still come out in original pixels.
+    detection_reduced_decode: bool = True
+    # Pages the OCR engine reads at once, each with its own inference requests; 0 means
+    # the CPU count.
+    ocr_parallel_pages: int = 0
 
 
 class ProjectionSettings(BaseModel):
@@ -183,6 +231,11 @@ class ProjectionSettings(BaseModel):
     qdrant_collection_prefix: str = "visionlog"
     # Events per transaction or bulk write.
     batch_size: int = 200
+    # Kafka offsets (of projections that do not keep them in their store) are committed
+    # after the write, every N events or T seconds; a crash replays at most that much,
+    # which the idempotent writes absorb.
+    commit_every_messages: int = 1000
+    commit_every_s: float = 1.0
     # A batch closes when full or after this long: the latency a quiet log adds.
     poll_timeout_s: float = 0.1
     # How often a live projection looks whether a rebuild switched the generation.
@@ -201,6 +254,37 @@ class HealthSettings(BaseModel):
     port: int = 0
     # Liveness fails when the process's main loop has not beaten for this long.
     stale_after_s: float = 120.0
+
+
+class LoggingSettings(BaseModel):
+    """How a process writes its log (`visionlog.observability.logs.configure_logging`)."""
+
+    # "json": one JSON object a line, for a log collector (what a worker in a container
+    # writes); "text": readable lines for a person; "auto": text when the log goes to a
+    # terminal, JSON otherwise, so a CLI at a prompt reads well and a deployed worker (no
+    # terminal) is machine-readable without configuration.
+    format: Literal["auto", "json", "text"] = "auto"
+    level: str = "INFO"
+    # Levels of single loggers, e.g. VISIONLOG_LOGGING__LEVELS='{"aiokafka": "DEBUG"}'.
+    # The Kafka clients are chatty at INFO about every rebalance and reconnect.
+    levels: dict[str, str] = Field(
+        default_factory=lambda: {"aiokafka": "WARNING", "kafka": "WARNING", "urllib3": "WARNING"}
+    )
+
+
+class TracingSettings(BaseModel):
+    """OpenTelemetry export of the processors' spans (`visionlog.observability.tracing`)."""
+
+    # OTLP/HTTP collector, e.g. http://otel-collector:4318 (/v1/traces is appended when the
+    # URL has no path). Unset: no exporter and no SDK are loaded; trace ids still travel on
+    # every event in the envelope and the `traceparent` header.
+    otlp_endpoint: str | None = None
+    # Extra request headers for the collector (e.g. an API key), as a JSON object.
+    otlp_headers: dict[str, SecretStr] = Field(default_factory=dict)
+    export_timeout_s: float = 10.0
+    # Share of traces recorded where no upstream decision was made; a sampled parent
+    # (traceparent flag 01) is always followed, so a trace is never cut in the middle.
+    sample_ratio: float = Field(default=1.0, ge=0.0, le=1.0)
 
 
 class ApiSettings(BaseModel):
@@ -249,6 +333,8 @@ class Settings(BaseSettings):
     projections: ProjectionSettings = ProjectionSettings()
     api: ApiSettings = ApiSettings()
     health: HealthSettings = HealthSettings()
+    logging: LoggingSettings = LoggingSettings()
+    tracing: TracingSettings = TracingSettings()
 
     @property
     def qdrant_path(self) -> Path:

@@ -79,11 +79,11 @@ class TopicSpec:
 CATALOGUE: tuple[TopicSpec, ...] = (
     TopicSpec(
         "media",
-        ("MediaUploaded", "MediaDeleted"),
+        ("MediaUploaded", "MediaDeleted", "MediaCompleted"),
         6,
         Retention.SOURCE_OF_TRUTH,
         "media_id",
-        "Uploads and erasures: the life of every media item.",
+        "Uploads, completions and erasures: the life of every media item.",
     ),
     TopicSpec(
         "media.frames",
@@ -182,12 +182,48 @@ CATALOGUE: tuple[TopicSpec, ...] = (
         "Latest health report per camera.",
     ),
     TopicSpec(
+        "processing",
+        ("EventProcessed", "MediaProgressed", "CameraAnalysisReported"),
+        # As many partitions as `media`: the completion processor's state is keyed by media
+        # id and fed by both topics, so one item's events must share a partition number.
+        6,
+        Retention.DERIVED,
+        "media_id",
+        "Work reports of the processors, progress of media items and live analysis health.",
+    ),
+    TopicSpec(
         "deadletter",
         ("ProcessingFailed",),
         3,
         Retention.SOURCE_OF_TRUTH,
         "media_id",
         "Failed events and rejected inputs with the reason; nothing is lost.",
+    ),
+    # Changelogs of the processors' per-key state (faust tables): the latest state per key,
+    # read back when a worker starts. Each has the partitions of the topic feeding it.
+    TopicSpec(
+        "state.live.tracks",
+        (),
+        12,
+        Retention.COMPACTED,
+        "media_id",
+        "Tracker state per camera stream of the live worker.",
+    ),
+    TopicSpec(
+        "state.vision.tracks",
+        (),
+        12,
+        Retention.COMPACTED,
+        "media_id",
+        "Tracker state per video of the vision worker.",
+    ),
+    TopicSpec(
+        "state.completion.items",
+        (),
+        6,
+        Retention.COMPACTED,
+        "media_id",
+        "Expected and finished work per media item, of the completion processor.",
     ),
 )
 

@@ -1,4 +1,5 @@
-"""Replay administration: reprocess with today's models, rebuild read models, diff versions."""
+"""Replay administration: reprocess with today's models, rebuild read models, diff versions;
+and the dead-letter endpoints (`api.routes.deadletters`)."""
 
 from __future__ import annotations
 
@@ -17,10 +18,12 @@ from api.auth.dependencies import Replayer
 from api.context import ApiContext, ReplayJob, get_context
 from api.params import NO_NUL, PathId
 from api.problems import ApiError, not_found, problem_responses
+from api.routes import deadletters
 
 log = logging.getLogger(__name__)
 
-router = APIRouter(prefix="/v1/admin/replay", tags=["admin"])
+# Replay under /v1/admin/replay; dead letters under /v1/admin/deadletters (their own module).
+router = APIRouter(prefix="/v1/admin", tags=["admin"])
 Context = Annotated[ApiContext, Depends(get_context)]
 
 
@@ -66,7 +69,7 @@ def _job_out(job: ReplayJob) -> JobOut:
 
 
 def _reprocess(context: ApiContext, body: ReprocessRequest, requested_by: str) -> str:
-    from projections.replay.reprocess import (
+    from processors.reprocess.request import (
         ReprocessError,
         ReprocessSelection,
         request_reprocess,
@@ -90,7 +93,7 @@ def _reprocess(context: ApiContext, body: ReprocessRequest, requested_by: str) -
 
 
 @router.post(
-    "/reprocess",
+    "/replay/reprocess",
     status_code=202,
     response_model=ReprocessAccepted,
     summary="Reprocess selected media with the models deployed now (results land side by side)",
@@ -120,7 +123,7 @@ def _run_rebuild(context: ApiContext, job: ReplayJob) -> None:
 
 
 @router.post(
-    "/rebuild",
+    "/replay/rebuild",
     status_code=202,
     response_model=JobOut,
     summary="Rebuild read models from the start of the log in the background",
@@ -143,7 +146,7 @@ def start_rebuild(body: RebuildRequest, principal: Replayer, context: Context) -
 
 
 @router.get(
-    "/jobs/{job_id}",
+    "/replay/jobs/{job_id}",
     response_model=JobOut,
     summary="State of a replay job",
     responses=problem_responses(401, 403, 404),
@@ -172,7 +175,7 @@ def _diff(
 
 
 @router.get(
-    "/diff",
+    "/replay/diff",
     response_model=dict[str, Any],
     summary="Compare the results of two model versions of one stage",
     responses=problem_responses(401, 403),
@@ -188,3 +191,6 @@ async def diff(
     ] = None,
 ) -> dict[str, Any]:
     return await run_in_threadpool(_diff, context, stage, old, new, media_id)
+
+
+router.include_router(deadletters.router)

@@ -1,5 +1,6 @@
-"""Media items: list, detail with progress, results per model version, downloads, live
-status as server-sent events."""
+"""Media items: list, detail with status, percent done and the completion summary, results
+per model version, downloads, live status as server-sent events (ending with the final
+status). The combined report is `api.routes.reports`."""
 
 from __future__ import annotations
 
@@ -31,11 +32,20 @@ from api.readmodels import (
     table,
     visible_media,
 )
+from api.routes import reports
+from projections.stages import COMPLETION_STATUSES
 
 router = APIRouter(prefix="/v1", tags=["media"])
 Context = Annotated[ApiContext, Depends(get_context)]
-MediaStatus = Literal["uploaded", "processing", "failed", "deleted"]
+MediaStatus = Literal[
+    "uploaded", "processing", "completed", "completed_with_errors", "failed", "deleted"
+]
+RunStatus = Literal["processing", "completed", "completed_with_errors", "failed"]
 MediaKind = Literal["IMAGE", "PDF", "VIDEO", "UNKNOWN"]
+# How an item's processing ended: after one of these nothing moves it back.
+FINAL_STATUSES: frozenset[str] = frozenset(COMPLETION_STATUSES)
+# Reprocess runs listed with an item, newest first.
+RUN_LIMIT = 20
 
 
 class BlobOut(BaseModel):
@@ -49,12 +59,20 @@ class BlobOut(BaseModel):
 class MediaSummary(BaseModel):
     media_id: str
     owner_id: str | None
-    status: str
+    status: str = Field(
+        description="uploaded, processing (with `percent`), then how processing ended:"
+        " completed, completed_with_errors or failed; deleted when erased."
+    )
     kind: str | None
     filename: str | None
     camera_id: str | None
     uploaded_at: datetime | None
     status_at: datetime
+    percent: float | None = Field(
+        default=None,
+        description="Percent of the item's work done (100 once it ended); null before any"
+        " progress was reported.",
+    )
 
 
 class MediaPage(BaseModel):
@@ -73,6 +91,38 @@ class StageProgress(BaseModel):
     last_error: dict[str, Any] | None = None
 
 
+class StageTally(BaseModel):
+    stage: str
+    done: int
+    not_applicable: int
+    skipped: int
+    failed: int
+
+
+class StageError(BaseModel):
+    stage: str
+    item_label: str | None
+    message: str
+
+
+class ProcessingRun(BaseModel):
+    """Progress and, once it ended, the summary of one processing run of an item."""
+
+    run_id: str | None = Field(
+        description="Reprocess id; null for the item's own processing after upload."
+    )
+    status: RunStatus
+    percent: float
+    items_expected: int | None
+    items_completed: int
+    items_failed: int | None
+    started_at: datetime | None
+    completed_at: datetime | None
+    duration_ms: int | None
+    stages: list[StageTally]
+    errors: list[StageError] = Field(description="The first failures, with their reasons.")
+
+
 class MediaDetail(MediaSummary):
     tenant_id: str
     source: str | None
@@ -85,6 +135,18 @@ class MediaDetail(MediaSummary):
     page_count: int | None
     duration_ms: int | None
     original: BlobOut | None
+    items_expected: int | None = Field(
+        default=None, description="Images the item consists of (pages, sampled frames), once known."
+    )
+    items_completed: int | None = None
+    completion: ProcessingRun | None = Field(
+        default=None,
+        description="How the item's own processing ended; null while it is processing.",
+    )
+    reprocess_runs: list[ProcessingRun] = Field(
+        default_factory=list,
+        description=f"Reprocess runs of the item, newest first (at most {RUN_LIMIT}).",
+    )
     stages: list[StageProgress]
 
 
@@ -131,6 +193,7 @@ def _summary(row: dict[str, Any]) -> MediaSummary:
         camera_id=row["camera_id"],
         uploaded_at=row["uploaded_at"],
         status_at=row["status_at"],
+        percent=row.get("percent"),
     )
 
 
@@ -168,9 +231,14 @@ def _list_media(
         clauses.append(sql.SQL("({}, media_id) < (%s, %s)").format(sort_time))
         params.extend([after_time, after_id])
     query = sql.SQL(
-        "SELECT *, {sort} AS sort_time FROM {media} WHERE {where}"
+        "SELECT *, {sort} AS sort_time, {percent} AS percent FROM {media} WHERE {where}"
         " ORDER BY sort_time DESC, media_id DESC LIMIT %s"
-    ).format(sort=sort_time, media=table(context, "media"), where=sql.SQL(" AND ").join(clauses))
+    ).format(
+        sort=sort_time,
+        percent=_own_percent(context),
+        media=table(context, "media"),
+        where=sql.SQL(" AND ").join(clauses),
+    )
     with context.pg() as conn:
         rows = conn.execute(query, [*params, limit + 1]).fetchall()
     next_cursor = None
@@ -204,6 +272,13 @@ def list_media(
     )
 
 
+def _own_percent(context: ApiContext) -> sql.Composed:
+    """SQL: the percent done of the item's own processing (run id '')."""
+    return sql.SQL(
+        "(SELECT r.percent FROM {} r WHERE r.media_id = {}.media_id AND r.run_id = '')"
+    ).format(table(context, "processing_runs"), table(context, "media"))
+
+
 def _require_media(context: ApiContext, principal: Principal, media_id: str) -> dict[str, Any]:
     with context.pg() as conn:
         row = visible_media(context, conn, principal, media_id)
@@ -212,8 +287,40 @@ def _require_media(context: ApiContext, principal: Principal, media_id: str) -> 
     return row
 
 
+def _run(row: dict[str, Any]) -> ProcessingRun:
+    return ProcessingRun(
+        run_id=row["run_id"] or None,
+        status=row["status"],
+        percent=row["percent"],
+        items_expected=row["items_expected"],
+        items_completed=row["items_completed"],
+        items_failed=row["items_failed"],
+        started_at=row["started_at"],
+        completed_at=row["completed_at"],
+        duration_ms=row["duration_ms"],
+        stages=[StageTally(**tally) for tally in row["stages"] or []],
+        errors=[StageError(**error) for error in row["errors"] or []],
+    )
+
+
+def _runs(context: ApiContext, media_id: str) -> tuple[ProcessingRun | None, list[ProcessingRun]]:
+    """The item's own run and its newest reprocess runs."""
+    query = sql.SQL(
+        "(SELECT * FROM {runs} WHERE media_id = %s AND run_id = '')"
+        " UNION ALL (SELECT * FROM {runs} WHERE media_id = %s AND run_id <> ''"
+        " ORDER BY COALESCE(completed_at, progress_at) DESC NULLS LAST, run_id LIMIT %s)"
+    ).format(runs=table(context, "processing_runs"))
+    with context.pg() as conn:
+        rows = conn.execute(query, (media_id, media_id, RUN_LIMIT)).fetchall()
+    own = next((_run(row) for row in rows if row["run_id"] == ""), None)
+    return own, [_run(row) for row in rows if row["run_id"] != ""]
+
+
 def _stages(
-    context: ApiContext, media_id: str, document: dict[str, Any] | None
+    context: ApiContext,
+    media_id: str,
+    document: dict[str, Any] | None,
+    own: ProcessingRun | None = None,
 ) -> list[StageProgress]:
     stages: dict[str, StageProgress] = {}
     for stage, progress in ((document or {}).get("progress") or {}).items():
@@ -227,7 +334,11 @@ def _stages(
     query = sql.SQL(
         "SELECT stage, array_agg(DISTINCT model_version) FILTER (WHERE model_version <> '')"
         " AS versions, count(*) FILTER (WHERE status = 'done') AS done,"
-        " count(*) FILTER (WHERE status = 'failed') AS failed, max(event_at) AS last_at"
+        " count(*) FILTER (WHERE status = 'failed') AS failed, max(event_at) AS last_at,"
+        " (array_agg(jsonb_build_object('error_type', error_type, 'error_message', error,"
+        " 'item_label', item_label, 'retryable', retryable, 'event_id', event_id,"
+        " 'occurred_at', event_at) ORDER BY event_at DESC, event_id DESC)"
+        " FILTER (WHERE status = 'failed'))[1] AS last_error"
         " FROM {} WHERE media_id = %s GROUP BY stage ORDER BY stage"
     ).format(table(context, "processing_status"))
     with context.pg() as conn:
@@ -240,6 +351,13 @@ def _stages(
         entry.failed = max(entry.failed, int(row["failed"]))
         if entry.last_at is None or (row["last_at"] and row["last_at"] > entry.last_at):
             entry.last_at = row["last_at"]
+        # A failure's reason, wherever a read model has it.
+        if entry.last_error is None and row["last_error"] is not None:
+            entry.last_error = jsonable_encoder(row["last_error"])
+    for error in own.errors if own is not None else []:
+        entry = stages.setdefault(error.stage, StageProgress(stage=error.stage))
+        if entry.last_error is None:
+            entry.last_error = {"error_message": error.message, "item_label": error.item_label}
     return sorted(stages.values(), key=lambda progress: progress.stage)
 
 
@@ -257,7 +375,9 @@ def media_detail(context: ApiContext, principal: Principal, media_id: str) -> Me
             size_bytes=row["original_size_bytes"],
             content_type=row["original_content_type"],
         )
+    own, reruns = _runs(context, media_id)
     summary = _summary(row)
+    summary.percent = own.percent if own is not None else None
     return MediaDetail(
         **summary.model_dump(),
         tenant_id=row["tenant_id"],
@@ -271,14 +391,18 @@ def media_detail(context: ApiContext, principal: Principal, media_id: str) -> Me
         page_count=row["page_count"],
         duration_ms=row["duration_ms"],
         original=original,
-        stages=_stages(context, media_id, document),
+        items_expected=own.items_expected if own is not None else None,
+        items_completed=own.items_completed if own is not None else None,
+        completion=own if own is not None and own.status != "processing" else None,
+        reprocess_runs=reruns,
+        stages=_stages(context, media_id, document, own),
     )
 
 
 @router.get(
     "/media/{media_id}",
     response_model=MediaDetail,
-    summary="One media item with its status and progress per stage",
+    summary="One media item: status, percent done, completion summary, progress per stage",
     responses=problem_responses(401, 403, 404),
 )
 def get_media(media_id: PathId, principal: Reader, context: Context) -> MediaDetail:
@@ -384,7 +508,16 @@ def _snapshot(context: ApiContext, principal: Principal, media_id: str) -> dict[
             return None  # deleted or no longer visible: the stream says "gone"
         raise
     snapshot: dict[str, Any] = jsonable_encoder(
-        {"media_id": detail.media_id, "status": detail.status, "stages": detail.stages}
+        {
+            "media_id": detail.media_id,
+            "status": detail.status,
+            "final": detail.status in FINAL_STATUSES,
+            "percent": detail.percent,
+            "items_expected": detail.items_expected,
+            "items_completed": detail.items_completed,
+            "completion": detail.completion,
+            "stages": detail.stages,
+        }
     )
     return snapshot
 
@@ -392,10 +525,13 @@ def _snapshot(context: ApiContext, principal: Principal, media_id: str) -> dict[
 @router.get(
     "/media/{media_id}/events",
     response_class=EventSourceResponse,
-    summary="Server-sent `status` events whenever the item's status or progress changes",
+    summary="Server-sent `status` events as the item progresses, ending with its final status",
     responses={
         200: {
-            "description": "An event stream; each `status` event's data is a JSON snapshot.",
+            "description": "An event stream; each `status` event's data is a JSON snapshot"
+            " (status, percent, completion, stages). Once the status is final (completed,"
+            " completed_with_errors, failed) the snapshot says `final: true` and the stream"
+            " ends; a deleted item gets one `gone` event.",
             "content": {"text/event-stream": {"schema": {"type": "string"}}},
         },
         **problem_responses(401, 403, 404),
@@ -420,6 +556,8 @@ async def media_events(
         deadline = time.monotonic() + max_duration_s
         last: dict[str, Any] | None = first
         yield ServerSentEvent(data=json.dumps(first), event="status")
+        if first["final"]:
+            return
         while not once and time.monotonic() < deadline:
             await asyncio.sleep(min(interval, max(deadline - time.monotonic(), 0)))
             if await request.is_disconnected():
@@ -431,5 +569,10 @@ async def media_events(
             if current != last:
                 last = current
                 yield ServerSentEvent(data=json.dumps(current), event="status")
+                if current["final"]:
+                    return
 
     return EventSourceResponse(stream(), ping=15)
+
+
+router.include_router(reports.router)

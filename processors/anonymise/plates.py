@@ -8,9 +8,9 @@ searched.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
 
 import cv2
 import cv2.data
@@ -51,12 +51,19 @@ def plate_model_ref() -> dict[str, str | None]:
     }
 
 
-@cache
+# One classifier per thread: `detectMultiScale` keeps its working buffers in the object,
+# so a classifier shared by stage threads running at once is not safe.
+_per_thread = threading.local()
+
+
 def _cascade() -> cv2.CascadeClassifier:
-    path = cv2.data.haarcascades + CASCADE_FILE
-    classifier = cv2.CascadeClassifier(path)
-    if classifier.empty():
-        raise RuntimeError(f"OpenCV plate cascade {path} could not be loaded")
+    classifier: cv2.CascadeClassifier | None = getattr(_per_thread, "cascade", None)
+    if classifier is None:
+        path = cv2.data.haarcascades + CASCADE_FILE
+        classifier = cv2.CascadeClassifier(path)
+        if classifier.empty():
+            raise RuntimeError(f"OpenCV plate cascade {path} could not be loaded")
+        _per_thread.cascade = classifier
     return classifier
 
 

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Any
 
 import cv2
 
 from processors.anonymise.boxes import Box
-from processors.anonymise.faces import FaceDetector
 from processors.anonymise.keys import redacted_image_key, redacted_text_key
 from processors.anonymise.pii import mask_pii
 from processors.anonymise.plates import detect_plates, plate_model_ref
@@ -24,11 +22,6 @@ from processors.stage import (
 STAGE_NAME = "anonymise"
 GENERATOR = f"processors.{STAGE_NAME}/{PROCESSORS_VERSION}"
 JPEG_QUALITY = 90
-
-
-@cache
-def face_detector(threshold: float, threads: int) -> FaceDetector:
-    return FaceDetector(threshold=threshold, threads=threads)
 
 
 def _redaction_settings(ctx: StageContext) -> tuple[RedactionMethod, float, float]:
@@ -50,7 +43,7 @@ def redact_media(event: dict[str, Any], ctx: StageContext) -> list[Outgoing]:
         return []
     method, padding, threshold = _redaction_settings(ctx)
     image = ctx.load_image(item["image"])
-    detector = face_detector(threshold, ctx.settings.processors.inference_threads)
+    detector = ctx.engines.faces()
     faces = detector.detect(image)
     plates = detect_plates(image)
     redacted = redact(image, [*faces, *plates], method, padding)

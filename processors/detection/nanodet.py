@@ -84,11 +84,14 @@ def decode_nanodet(
     scores: list[FloatArray] = []
     classes: list[np.ndarray] = []
     for level in levels:
-        best = level.scores.argmax(axis=1)
-        best_score = level.scores[np.arange(len(best)), best]
-        keep = np.nonzero(best_score >= score_threshold)[0]
+        # Only cells where some class reaches the threshold are looked at further: one
+        # comparison pass over the (cells x classes) scores instead of an argmax of all.
+        keep = np.flatnonzero((level.scores >= score_threshold).any(axis=1))
         if keep.size == 0:
             continue
+        candidates = level.scores[keep]
+        best = candidates.argmax(axis=1)
+        best_score = candidates[np.arange(len(keep)), best]
         columns = (width + level.stride - 1) // level.stride
         centre_x = (keep % columns + 0.5) * level.stride
         centre_y = (keep // columns + 0.5) * level.stride
@@ -104,8 +107,8 @@ def decode_nanodet(
                 axis=1,
             ).astype(np.float32)
         )
-        scores.append(best_score[keep].astype(np.float32))
-        classes.append(best[keep].astype(np.int64))
+        scores.append(best_score.astype(np.float32))
+        classes.append(best.astype(np.int64))
     if not boxes:
         return Detections.empty(class_names, model)
     found = Detections(

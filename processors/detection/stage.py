@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import threading
+from collections.abc import Callable
 from typing import Any
 
-from processors.detection.engine import DetectorEngine, create_detector
+from processors.detection.engine import DetectorEngine
+from processors.detection.frames import Frame, load_frame
 from processors.spatial.geometry import estimate_distance_m
 from processors.stage import (
     Outgoing,
@@ -14,35 +15,10 @@ from processors.stage import (
     derived_envelope,
     item_ref,
 )
-from visionlog.settings import Settings
+from visionlog.settings import ProcessorSettings
 
 STAGE_NAME = "detection"
 DETECTION_PROFILES = frozenset({"vision", "full"})
-
-_engine: DetectorEngine | None = None
-_engine_key: tuple[object, ...] | None = None
-_engine_lock = threading.Lock()
-
-
-def _engine_config(settings: Settings) -> tuple[object, ...]:
-    tuning = settings.processors
-    return (
-        tuning.yolo_model_path,
-        tuning.yolo_class_names_path,
-        tuning.inference_threads,
-        settings.cache_dir,
-    )
-
-
-def detector(settings: Settings) -> DetectorEngine:
-    """The process-wide engine, created on first use and again when its settings change."""
-    global _engine, _engine_key
-    key = _engine_config(settings)
-    with _engine_lock:
-        if _engine is None or _engine_key != key:
-            _engine = create_detector(settings)
-            _engine_key = key
-        return _engine
 
 
 def wants_detection(event: dict[str, Any]) -> bool:
@@ -74,29 +50,45 @@ def with_distances(
     return detections
 
 
+def source_size_for(
+    engine: DetectorEngine, tuning: ProcessorSettings
+) -> Callable[[int, int], tuple[float, float]] | None:
+    """What the detector resolves of an image, for a reduced decode (None: decode in full)."""
+    return engine.source_size if tuning.detection_reduced_decode else None
+
+
+def detect_in_frame(
+    engine: DetectorEngine, frame: Frame, tuning: ProcessorSettings
+) -> dict[str, Any]:
+    """The ObjectsDetected fields for a decoded frame (the benchmark times this same call)."""
+    threshold = tuning.detection_score_threshold
+    found, inference_ms = engine.detect_frame(frame, threshold)
+    return {
+        "image_width": frame.width,
+        "image_height": frame.height,
+        "detections": with_distances(
+            found.to_records(), tuning.focal_length_px, float(frame.height)
+        ),
+        "model": dict(engine.model_ref),
+        "score_threshold": float(threshold),
+        "inference_ms": float(inference_ms),
+    }
+
+
 def detect_objects(event: dict[str, Any], ctx: StageContext) -> list[Outgoing]:
     """ObjectsDetected for an IMAGE upload (profile vision or full) or a captured frame."""
     if not wants_detection(event):
         return []
     item = item_ref(event)
-    image = ctx.load_image(item["image"])
-    engine = detector(ctx.settings)
-    threshold = ctx.settings.processors.detection_score_threshold
-    found, inference_ms = engine.detect_timed(image, threshold)
-    height, width = image.shape[:2]
+    engine = ctx.engines.detector()
+    tuning = ctx.settings.processors
+    frame = load_frame(ctx, item["image"], source_size_for(engine, tuning))
     record = {
         "envelope": derived_envelope(
             event, "ObjectsDetected", STAGE_NAME, engine.model_ref["version"]
         ),
         "media_id": event["media_id"],
         "item": item,
-        "image_width": int(width),
-        "image_height": int(height),
-        "detections": with_distances(
-            found.to_records(), ctx.settings.processors.focal_length_px, float(height)
-        ),
-        "model": dict(engine.model_ref),
-        "score_threshold": float(threshold),
-        "inference_ms": float(inference_ms),
+        **detect_in_frame(engine, frame, tuning),
     }
     return [Outgoing(event_type="ObjectsDetected", record=record, key=event["media_id"])]

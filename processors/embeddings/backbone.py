@@ -12,6 +12,7 @@ import numpy as np
 import openvino as ov
 
 from processors.modelstore import ProvisionedModel, load
+from processors.openvino_runtime import EngineTuning, OpenVinoRuntime, RequestPool
 
 MODEL_NAME = "nanodet-coco"
 IR_FILE = "nanodet-ir.xml"
@@ -36,9 +37,17 @@ def feature_node(model: ov.Model) -> ov.Node:
 
 
 class BackboneEmbedder:
-    def __init__(self, model: ProvisionedModel | None = None, threads: int = 2) -> None:
+    """Pooled backbone features; safe to call from several threads at once (each call
+    borrows an infer request of its own)."""
+
+    def __init__(
+        self,
+        runtime: OpenVinoRuntime,
+        model: ProvisionedModel | None = None,
+        tuning: EngineTuning | None = None,
+    ) -> None:
         self.model = model or load(MODEL_NAME)
-        network = ov.Core().read_model(self.model.path(IR_FILE))
+        network = runtime.read_model(self.model.path(IR_FILE))
         shape = network.inputs[0].get_partial_shape()
         if shape.rank.get_length() != 4 or shape[1].get_length() != 3:
             raise ValueError(f"{IR_FILE}: expected an NCHW input with 3 channels, got {shape}")
@@ -47,10 +56,8 @@ class BackboneEmbedder:
         self.dimension = node.get_output_partial_shape(0)[1].get_length()
         features = ov.Model([node.output(0)], network.get_parameters(), "backbone_features")
         # Full float precision keeps vectors independent of the CPU that computed them.
-        self._compiled = ov.Core().compile_model(
-            features,
-            "CPU",
-            {"INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "f32"},
+        self._requests = RequestPool(
+            runtime.compile(features, tuning or EngineTuning(precision="f32"))
         )
 
     def embed(self, image_bgr: np.ndarray) -> np.ndarray:
@@ -60,7 +67,9 @@ class BackboneEmbedder:
         # Stretched, not letterboxed, as the detector was trained.
         resized = cv2.resize(image_bgr, self.input_size, interpolation=cv2.INTER_LINEAR)
         tensor = ((resized.astype(np.float32) - MEAN) / STD).transpose(2, 0, 1)[None]
-        features = np.asarray(self._compiled(np.ascontiguousarray(tensor))[0], np.float32)
+        features = np.asarray(
+            self._requests.infer({0: np.ascontiguousarray(tensor)})[0], np.float32
+        )
         pooled = features.mean(axis=(2, 3))[0]
         norm = float(np.linalg.norm(pooled))
         return np.asarray(pooled / norm if norm > 0 else pooled, np.float32)

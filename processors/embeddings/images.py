@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Protocol
 
 import numpy as np
@@ -10,6 +9,8 @@ import numpy as np
 from processors.embeddings.backbone import IR_FILE, MODEL_NAME, BackboneEmbedder
 from processors.embeddings.image import describe, image_model_ref
 from processors.modelstore import ModelNotProvisionedError, load
+from processors.openvino_runtime import EngineTuning, OpenVinoRuntime
+from visionlog.settings import Settings
 
 
 class ImageEmbedder(Protocol):
@@ -28,14 +29,17 @@ class DescriptorEmbedder:
         return image_model_ref()
 
 
-@lru_cache(maxsize=1)
-def get_image_embedder() -> ImageEmbedder:
+def create_image_embedder(
+    settings: Settings, runtime: OpenVinoRuntime, tuning: EngineTuning | None = None
+) -> ImageEmbedder:
     """Backbone features when the detector is provisioned, else the descriptor.
 
     Each vector carries its model's ModelRef, so vectors of the two are never compared.
+    Workers get theirs from `Engines.image_embedder`.
     """
     try:
-        load(MODEL_NAME).path(IR_FILE)
+        provisioned = load(MODEL_NAME, settings)
+        provisioned.path(IR_FILE)
     except ModelNotProvisionedError:
         return DescriptorEmbedder()
-    return BackboneEmbedder()
+    return BackboneEmbedder(runtime, provisioned, tuning)

@@ -9,8 +9,6 @@ from typing import Any
 import numpy as np
 
 from processors.embeddings.crops import crop_box
-from processors.embeddings.images import get_image_embedder
-from processors.embeddings.text import get_text_embedder
 from processors.stage import (
     Outgoing,
     PermanentStageError,
@@ -56,7 +54,7 @@ def _record(
 def _embed_image(event: dict[str, Any], ctx: StageContext) -> list[Outgoing]:
     item = item_ref(event)
     image = ctx.load_image(item["image"])
-    embedder = get_image_embedder()
+    embedder = ctx.engines.image_embedder()
     return [_record(event, item, "IMAGE", None, embedder.embed(image), embedder.model_ref())]
 
 
@@ -76,7 +74,7 @@ def _embed_crops(event: dict[str, Any], ctx: StageContext) -> list[Outgoing]:
         raise PermanentStageError(
             f"ObjectsDetected {event['envelope']['event_id']} has no image size: {size}"
         )
-    embedder = get_image_embedder()
+    embedder = ctx.engines.image_embedder()
     model = embedder.model_ref()
     outgoing = []
     for index, detection in enumerate(detections):
@@ -120,7 +118,7 @@ def _embed_text(event: dict[str, Any], ctx: StageContext) -> list[Outgoing]:
     ]
     if not blocks:
         return []
-    embedder = get_text_embedder()
+    embedder = ctx.engines.text_embedder()
     vectors = embedder.embed([str(block["text"]) for _, block in blocks])
     model = embedder.model_ref()
     return [

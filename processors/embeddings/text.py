@@ -3,30 +3,37 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import lru_cache
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
-import openvino as ov
 from safetensors.numpy import load_file
 
 from processors.embeddings import bert_numpy
 from processors.embeddings.bert_openvino import build_encoder
+from processors.embeddings.minilm_files import MODEL_NAME as MINILM_MODEL
 from processors.embeddings.minilm_files import MiniLMFiles, minilm_files
 from processors.embeddings.wordpiece import Batch, SentenceTokenizer
+from processors.modelstore import load
+from processors.openvino_runtime import EngineTuning, OpenVinoRuntime, RequestPool
+from visionlog.settings import Settings, get_settings
 
 Backend = Literal["openvino", "numpy"]
 BATCH_SIZE = 32
 
 
 class TextEmbedder:
-    """Embeds texts in batches; both backends give the same vectors (cosine ≈ 1)."""
+    """Embeds texts in batches; both backends give the same vectors (cosine ≈ 1).
+
+    Safe to call from several threads at once: each batch borrows an infer request of its
+    own (the numpy backend holds no state between calls).
+    """
 
     def __init__(
         self,
         files: MiniLMFiles | None = None,
         backend: Backend = "openvino",
-        threads: int = 2,
+        runtime: OpenVinoRuntime | None = None,
+        tuning: EngineTuning | None = None,
     ) -> None:
         self.files = files or minilm_files()
         self.backend = backend
@@ -36,29 +43,28 @@ class TextEmbedder:
         self._eps = float(str(self.files.config["layer_norm_eps"]))
         self.dimension = int(str(self.files.config["hidden_size"]))
         self._weights = load_file(str(self.files.weights))
-        self._request: Any = None
+        self._requests: RequestPool | None = None
         if backend == "openvino":
+            if runtime is None:
+                raise ValueError("the openvino backend needs the process's OpenVinoRuntime")
             model = build_encoder(self._weights, self._layers, self._heads, self._eps)
             # Full float precision: CPUs with bf16 support would otherwise round, and
             # vectors must not depend on the machine that computed them.
-            compiled = ov.Core().compile_model(
-                model,
-                "CPU",
-                {"INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "f32"},
-            )
-            self._request = compiled.create_infer_request()
+            compiled = runtime.compile(model, tuning or EngineTuning(precision="f32"))
+            self._requests = RequestPool(compiled)
             self._weights = {}  # the graph holds its own copy
 
     def _run(self, batch: Batch) -> np.ndarray:
-        if self._request is not None:
-            outputs = self._request.infer(
-                {
-                    "input_ids": batch.input_ids,
-                    "attention_mask": batch.attention_mask,
-                    "token_type_ids": batch.token_type_ids,
-                }
-            )
-            return np.array(outputs["embedding"], dtype=np.float32)
+        if self._requests is not None:
+            with self._requests.borrow() as request:
+                outputs = request.infer(
+                    {
+                        "input_ids": batch.input_ids,
+                        "attention_mask": batch.attention_mask,
+                        "token_type_ids": batch.token_type_ids,
+                    }
+                )
+                return np.array(outputs["embedding"], dtype=np.float32)
         states = bert_numpy.encode(
             self._weights,
             batch.input_ids,
@@ -89,7 +95,16 @@ class TextEmbedder:
         return ref
 
 
-@lru_cache(maxsize=1)
-def get_text_embedder() -> TextEmbedder:
-    """One embedder per process: building the graph and loading weights takes a moment."""
-    return TextEmbedder()
+def create_text_embedder(
+    settings: Settings, runtime: OpenVinoRuntime, tuning: EngineTuning | None = None
+) -> TextEmbedder:
+    """A new embedder (building the graph and loading weights takes a moment: keep it).
+    Workers get theirs from `Engines.text_embedder`."""
+    return TextEmbedder(minilm_files(load(MINILM_MODEL, settings)), runtime=runtime, tuning=tuning)
+
+
+def get_text_embedder(settings: Settings | None = None) -> TextEmbedder:
+    """A new embedder on the process's OpenVINO runtime, for callers outside a worker (the
+    API keeps the one it gets). Not cached: every call builds one."""
+    resolved = settings or get_settings()
+    return create_text_embedder(resolved, OpenVinoRuntime.from_settings(resolved))

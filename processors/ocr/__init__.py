@@ -2,8 +2,11 @@
 
 Typical use::
 
-    engine = OpenVinoOcrEngine()
+    engine = OpenVinoOcrEngine(OpenVinoRuntime.from_settings(settings))
     result = OcrPipeline(engine, probe=engine).read(bgr_image)
+
+Workers take theirs from the stage context (`ctx.engines.ocr()`), which reads several
+pages at once.
     fields = text_recognized_fields(result)
 """
 

@@ -15,8 +15,9 @@ from numpy.typing import NDArray
 
 from processors.ocr.geometry import FloatArray, min_area_quad, unclip
 
-_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
-_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+# ImageNet normalisation of pixels scaled to 0..1, per channel as stored (B, G, R).
+DETECTOR_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+DETECTOR_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 
 
 @dataclass(frozen=True)
@@ -50,12 +51,18 @@ def detector_size(width: int, height: int, params: DetectorParams) -> tuple[int,
     return new_w, new_h
 
 
-def detector_input(image: NDArray[np.uint8], params: DetectorParams) -> NDArray[np.float32]:
-    """Resized, normalised 1 x 3 x H x W tensor from a BGR image."""
+def detector_resized(image: NDArray[np.uint8], params: DetectorParams) -> NDArray[np.uint8]:
+    """The BGR image resized to the detector's input size (multiples of 32)."""
     height, width = image.shape[:2]
     new_w, new_h = detector_size(width, height, params)
-    resized = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
-    normalised = (resized.astype(np.float32) / 255.0 - _MEAN) / _STD
+    return np.asarray(cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR), np.uint8)
+
+
+def detector_input(image: NDArray[np.uint8], params: DetectorParams) -> NDArray[np.float32]:
+    """Resized, normalised 1 x 3 x H x W tensor from a BGR image (what the engine's
+    compiled detector computes from `detector_resized` in its own graph)."""
+    resized = detector_resized(image, params)
+    normalised = (resized.astype(np.float32) / 255.0 - DETECTOR_MEAN) / DETECTOR_STD
     tensor: NDArray[np.float32] = np.ascontiguousarray(normalised.transpose(2, 0, 1)[None])
     return tensor
 

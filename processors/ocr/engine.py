@@ -1,25 +1,31 @@
 """OCR engines: the protocol the pipeline needs, and the built-in OpenVINO engine.
 
 The OpenVINO engine runs the packaged PP-OCRv6 detector and recogniser and the PP-LCNet
-line orientation classifier. Models are compiled once per engine object; recognition runs
-width-sorted batches through an asynchronous request queue so both CPU cores stay busy.
+line orientation classifier. Models are compiled once per engine object, through the process's
+`OpenVinoRuntime`. The engine is safe to call from several threads at once, and several
+pages really are read side by side: every call borrows infer requests of its own from
+per-model pools (no shared request queue, no lock). Within one page, recognition runs
+width-sorted batches on several requests in flight, so every stream stays busy.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 import openvino as ov
+from openvino.preprocess import PrePostProcessor
 
 from processors.modelstore import ModelRef, ProvisionedModel, load
 from processors.ocr.detection import (
+    DETECTOR_MEAN,
+    DETECTOR_STD,
     DetectorParams,
     TextBox,
     boxes_from_probability,
-    detector_input,
+    detector_resized,
     sort_boxes,
 )
 from processors.ocr.geometry import FloatArray, Image, crop_quad, quad_size
@@ -31,6 +37,13 @@ from processors.ocr.recognition import (
     ctc_greedy_decode,
     recogniser_batch,
 )
+from processors.openvino_runtime import (
+    EngineTuning,
+    OpenVinoRuntime,
+    RequestPool,
+    optimal_requests,
+)
+from visionlog.settings import Settings
 
 OCR_MODEL = "pp-ocrv6"
 DETECTOR_FILE = "PP-OCRv6_det_small.onnx"
@@ -83,45 +96,78 @@ class TextLineProbe(Protocol):
     def recognise(self, crops: Sequence[Image]) -> list[DecodedText]: ...
 
 
+@runtime_checkable
+class ReadsDetectedLines(Protocol):
+    """An engine that can read lines a probe already found on the same image, so the
+    pipeline does not detect them twice."""
+
+    def read_detected(
+        self,
+        image: Image,
+        boxes: Sequence[TextBox],
+        classify: Callable[[Sequence[Image]], list[float]] | None = None,
+    ) -> list[RecognisedLine]: ...
+
+
+def _detector_with_preprocessing(model: ov.Model) -> ov.Model:
+    """The text detector taking u8 NHWC BGR pixels: scaling to 0..1 and the ImageNet
+    normalisation run in the graph, not as float copies of the whole page in numpy."""
+    ppp = PrePostProcessor(model)
+    ppp.input().tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC"))
+    ppp.input().model().set_layout(ov.Layout("NCHW"))
+    steps = ppp.input().preprocess()
+    steps.convert_element_type(ov.Type.f32)
+    steps.mean([float(value) * 255.0 for value in DETECTOR_MEAN])
+    steps.scale([float(value) * 255.0 for value in DETECTOR_STD])
+    return ppp.build()
+
+
+def _check_bgr(image: Image) -> None:
+    if image.ndim != 3 or image.shape[2] != 3 or image.size == 0:
+        raise ValueError(f"expected a BGR image (H x W x 3), got shape {image.shape}")
+
+
 class OpenVinoOcrEngine:
     """PP-OCRv6 detection + recognition and line orientation on OpenVINO (CPU).
 
-    One caller at a time: the compiled models share one asynchronous request queue.
+    Thread-safe: each call borrows infer requests of its own, so concurrent pages run side
+    by side on the compiled models' streams.
     """
 
     def __init__(
         self,
+        runtime: OpenVinoRuntime,
         model: ProvisionedModel | None = None,
         *,
+        tuning: EngineTuning | None = None,
+        settings: Settings | None = None,
         detector: DetectorParams | None = None,
-        threads: int = 2,
         batch_size: int = 8,
         drop_score: float = 0.5,
         flip_threshold: float = 0.9,
         turn_tall_lines: bool = True,
     ) -> None:
-        self.model = model or load(OCR_MODEL)
+        self.model = model or load(OCR_MODEL, settings)
         self.detector_params = detector or DetectorParams()
         self.batch_size = batch_size
         self.drop_score = drop_score
         self.flip_threshold = flip_threshold
         self.turn_tall_lines = turn_tall_lines
-        core = ov.Core()
-        core.set_property("CPU", {"INFERENCE_NUM_THREADS": max(1, threads)})
-        latency = {"PERFORMANCE_HINT": "LATENCY"}
-        throughput = {"PERFORMANCE_HINT": "THROUGHPUT", "NUM_STREAMS": max(1, threads)}
-        recogniser = core.read_model(str(self.model.path(RECOGNISER_FILE)))
+        tuning = tuning or EngineTuning(hint="THROUGHPUT")
+        recogniser = runtime.read_model(self.model.path(RECOGNISER_FILE))
         self.charset = charset_from_metadata(
             str(recogniser.get_rt_info(["framework", "character"]).astype(str))
         )
-        self._detector = core.compile_model(
-            core.read_model(str(self.model.path(DETECTOR_FILE))), "CPU", latency
+        detector_model = _detector_with_preprocessing(
+            runtime.read_model(self.model.path(DETECTOR_FILE))
         )
-        self._recogniser = core.compile_model(recogniser, "CPU", throughput)
-        self._classifier = core.compile_model(
-            core.read_model(str(self.model.path(CLASSIFIER_FILE))), "CPU", latency
+        self._detector = RequestPool(runtime.compile(detector_model, tuning))
+        self._recogniser = RequestPool(runtime.compile(recogniser, tuning))
+        self._classifier = RequestPool(
+            runtime.compile(runtime.read_model(self.model.path(CLASSIFIER_FILE)), tuning)
         )
-        self._rec_queue = ov.AsyncInferQueue(self._recogniser, max(1, threads))
+        # Recognition batches of one page in flight at once: enough to fill every stream.
+        self._rec_in_flight = max(2, optimal_requests(self._recogniser.compiled))
 
     @property
     def version(self) -> str:
@@ -140,8 +186,10 @@ class OpenVinoOcrEngine:
         params = self.detector_params
         if max_side is not None:
             params = replace(params, max_side=max_side)
-        tensor = detector_input(image, params)
-        probability = self._detector(tensor)[0][0, 0]
+        tensor = np.ascontiguousarray(detector_resized(image, params)[None])
+        with self._detector.borrow() as request:
+            request.infer({0: tensor}, share_inputs=True)
+            probability = np.array(request.get_output_tensor(0).data[0, 0])
         height, width = image.shape[:2]
         return sort_boxes(boxes_from_probability(probability, width, height, params))
 
@@ -156,54 +204,82 @@ class OpenVinoOcrEngine:
             owners.extend([index] * len(pieces))
         votes = np.zeros(len(crops))
         counts = np.zeros(len(crops))
-        for start in range(0, len(windows), self.batch_size):
-            batch = classifier_batch(windows[start : start + self.batch_size])
-            scores = self._classifier(batch)[0]
-            for owner, row in zip(owners[start : start + self.batch_size], scores, strict=True):
-                votes[owner] += float(row[1])
-                counts[owner] += 1
+        if windows:
+            with self._classifier.borrow() as request:
+                for start in range(0, len(windows), self.batch_size):
+                    batch = classifier_batch(windows[start : start + self.batch_size])
+                    request.infer({0: batch}, share_inputs=True)
+                    scores = request.get_output_tensor(0).data
+                    for owner, row in zip(
+                        owners[start : start + self.batch_size], scores, strict=True
+                    ):
+                        votes[owner] += float(row[1])
+                        counts[owner] += 1
         return [float(vote / max(1, count)) for vote, count in zip(votes, counts, strict=True)]
 
     def recognise(self, crops: Sequence[Image]) -> list[DecodedText]:
-        """Decode line crops; similar widths are batched together to limit padding."""
-        order = sorted(range(len(crops)), key=lambda i: crops[i].shape[1] / crops[i].shape[0])
-        results: list[DecodedText | None] = [None] * len(crops)
-        errors: list[Exception] = []
+        """Decode line crops; similar widths are batched together to limit padding.
 
-        def decode(request: ov.InferRequest, userdata: tuple[list[int], list[float]]) -> None:
-            indices, used = userdata
-            try:
+        Several batches are in flight at once, on requests borrowed for this call; the
+        next batch is prepared while the model works on the previous ones.
+        """
+        order = sorted(range(len(crops)), key=lambda i: crops[i].shape[1] / crops[i].shape[0])
+        batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        results: list[DecodedText | None] = [None] * len(crops)
+        if not batches:
+            return []
+        in_flight = min(len(batches), self._rec_in_flight)
+        with self._recogniser.borrow_many(in_flight) as requests:
+            pending: list[tuple[list[int], list[float]] | None] = [None] * in_flight
+
+            def finish(slot: int) -> None:
+                job = pending[slot]
+                if job is None:
+                    return
+                pending[slot] = None
+                indices, used = job
+                request = requests[slot]
+                request.wait()
                 output = request.get_output_tensor(0).data
                 for row, (index, fraction) in enumerate(zip(indices, used, strict=True)):
                     results[index] = ctc_greedy_decode(output[row], self.charset, fraction)
-            except Exception as error:  # raised on the caller's thread once the queue is idle
-                errors.append(error)
 
-        self._rec_queue.set_callback(decode)
-        try:
-            for start in range(0, len(order), self.batch_size):
-                indices = order[start : start + self.batch_size]
-                batch, used = recogniser_batch([crops[i] for i in indices])
-                self._rec_queue.start_async({0: batch}, (indices, used))
-        finally:
-            # Every started request finishes before anything is raised: the next call
-            # reuses the queue with its own callback.
-            self._rec_queue.wait_all()
-        if errors:
-            raise errors[0]
+            try:
+                for number, indices in enumerate(batches):
+                    slot = number % in_flight
+                    finish(slot)
+                    batch, used = recogniser_batch([crops[i] for i in indices])
+                    requests[slot].start_async({0: batch})
+                    pending[slot] = (indices, used)
+                for slot in range(in_flight):
+                    finish(slot)
+            finally:
+                # Every started request finishes before it goes back to the pool.
+                for request in requests:
+                    request.wait()
         decoded = [item for item in results if item is not None]
         if len(decoded) != len(crops):
             raise RuntimeError(f"the recogniser returned {len(decoded)} of {len(crops)} lines")
         return decoded
 
     def read_lines(self, image: Image) -> list[RecognisedLine]:
-        if image.ndim != 3 or image.shape[2] != 3 or image.size == 0:
-            raise ValueError(f"expected a BGR image (H x W x 3), got shape {image.shape}")
-        quads = [self._reading_quad(box.quad) for box in self.detect(image)]
+        _check_bgr(image)
+        return self.read_detected(image, self.detect(image))
+
+    def read_detected(
+        self,
+        image: Image,
+        boxes: Sequence[TextBox],
+        classify: Callable[[Sequence[Image]], list[float]] | None = None,
+    ) -> list[RecognisedLine]:
+        """The lines in `boxes`, which `detect` found on this same image; `classify` stands
+        in for `upside_down_probability` (a caller that already classified some crops)."""
+        _check_bgr(image)
+        quads = [self._reading_quad(box.quad) for box in boxes]
         if not quads:
             return []
         crops = [crop_quad(image, quad) for quad in quads]
-        for index, flipped in enumerate(self.upside_down_probability(crops)):
+        for index, flipped in enumerate((classify or self.upside_down_probability)(crops)):
             if flipped > self.flip_threshold:
                 crops[index] = np.ascontiguousarray(crops[index][::-1, ::-1])
                 quads[index] = np.roll(quads[index], 2, axis=0)

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping
 from typing import Any
 
-from processors.ocr.engine import OpenVinoOcrEngine
 from processors.ocr.geometry import Image
 from processors.ocr.pipeline import OcrPipeline
 from processors.ocr.record import text_recognized_fields
@@ -17,23 +15,9 @@ from processors.stage import (
     derived_envelope,
     item_ref,
 )
-from visionlog.settings import Settings
 
 STAGE_NAME = "ocr"
 OCR_PROFILES = frozenset({"ocr", "full"})
-
-_pipeline: OcrPipeline | None = None
-# Creation and use are serialised: compiled models and their request queue are per engine.
-_pipeline_lock = threading.Lock()
-
-
-def _shared_pipeline(settings: Settings) -> OcrPipeline:
-    """The worker process's pipeline, created on first use (model compilation takes ~1 s)."""
-    global _pipeline
-    if _pipeline is None:
-        engine = OpenVinoOcrEngine(threads=settings.processors.inference_threads)
-        _pipeline = OcrPipeline(engine, probe=engine)
-    return _pipeline
 
 
 def _item_identity(event: Mapping[str, Any]) -> str | None:
@@ -48,12 +32,18 @@ def _item_identity(event: Mapping[str, Any]) -> str | None:
     raise PermanentStageError(f"the OCR stage does not consume {event_type} events")
 
 
+def read_page(pipeline: OcrPipeline, image: Image) -> dict[str, Any]:
+    """The TextRecognized fields the OCR yields for a decoded page (the benchmark times
+    this same call)."""
+    return text_recognized_fields(pipeline.read(image))
+
+
 def text_recognized(
     event: Mapping[str, Any], image: Image, pipeline: OcrPipeline, identity: str
 ) -> Outgoing:
     """The TextRecognized event for one decoded image of `event`."""
     try:
-        result = pipeline.read(image)
+        fields = read_page(pipeline, image)
     except ValueError as error:
         raise PermanentStageError(
             f"cannot read text from media {event['media_id']}: {error}"
@@ -63,7 +53,7 @@ def text_recognized(
         "envelope": derived_envelope(event, "TextRecognized", STAGE_NAME, engine.version, identity),
         "media_id": event["media_id"],
         "item": item_ref(event),
-        **text_recognized_fields(result),
+        **fields,
         "models": engine.model_refs(),
     }
     return Outgoing("TextRecognized", record, key=str(event["media_id"]))
@@ -75,6 +65,6 @@ def recognise_text(event: dict[str, Any], ctx: StageContext) -> list[Outgoing]:
     if identity is None:
         return []
     image = ctx.load_image(item_ref(event)["image"])
-    with _pipeline_lock:
-        pipeline = _shared_pipeline(ctx.settings)
-        return [text_recognized(event, image, pipeline, identity)]
+    # The worker's pipeline reads several pages at once (one per stage thread, up to
+    # `processors.ocr_parallel_pages`); no lock around it.
+    return [text_recognized(event, image, ctx.engines.ocr(), identity)]

@@ -11,6 +11,7 @@ import numpy as np
 from processors.outputs.annotate import annotate_image, encode_jpeg, make_thumbnail
 from processors.outputs.csv_export import render_detections_csv
 from processors.outputs.html_report import render_html_report
+from processors.outputs.inline_images import jpeg_data_uri
 from processors.outputs.items import event_type, item_title
 from processors.outputs.json_export import render_json
 from processors.outputs.markdown_report import render_markdown_report
@@ -49,6 +50,10 @@ def render_event_files(
     single.add(event)
     title = f"{item_title(event['item'])} of media {event['media_id']}"
     view = analysed_view(image_bgr, event)
+    thumbnail = make_thumbnail(image_bgr)
+    # The report embeds its thumbnail: a link next to it would not load through a presigned
+    # URL of the private bucket, nor pass the report's CSP.
+    embedded = jpeg_data_uri(thumbnail)
     files = [
         RenderedFile("JSON", prefix, "json", "application/json", render_json([event])),
         RenderedFile(
@@ -59,13 +64,13 @@ def render_event_files(
             encode_jpeg(annotate_image(view, [event])),
         ),
         # The thumbnail shows the stored image, so every source writes identical bytes.
-        RenderedFile("THUMBNAIL", THUMBNAIL_STEM, "jpg", "image/jpeg", make_thumbnail(image_bgr)),
+        RenderedFile("THUMBNAIL", THUMBNAIL_STEM, "jpg", "image/jpeg", thumbnail),
         RenderedFile(
             "HTML_REPORT",
             f"{prefix}-report",
             "html",
             "text/html; charset=utf-8",
-            render_html_report(single, title, lambda _label: f"{THUMBNAIL_STEM}.jpg"),
+            render_html_report(single, title, lambda _label: embedded),
         ),
         RenderedFile(
             "MARKDOWN_REPORT",

@@ -1,9 +1,9 @@
-"""Accumulates every result of one media item for the combined report.
+"""Accumulates every stored result of one media item for the combined report.
 
 `add` is idempotent (an event id seen before changes nothing) and independent of arrival
 order: per item and event type the latest result wins (by occurred_at, then event id), so
 a reprocessed item shows the newest model's results. Track updates fold into one row per
-track. The state round-trips through JSON for the stream runtime's state store.
+track. The state round-trips through JSON.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from processors.outputs.summaries import ITEM_RESULT_TYPES, RESULT_TYPES, Summar
 from processors.stage import item_label
 
 _STATE_VERSION = 1
-_REF_FIELDS = ("page_number", "frame_index", "frame_timestamp_ms", "camera_id")
+# What a result tells about its item; `image` (the BlobRef) lets a report show a thumbnail.
+_REF_FIELDS = ("page_number", "frame_index", "frame_timestamp_ms", "camera_id", "image")
 
 
 @dataclass(frozen=True)

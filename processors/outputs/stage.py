@@ -2,8 +2,8 @@
 
 Layout: ``exports/{media_id}/{item}/{file}`` per page, frame or original (item is
 ``original``, ``page-0003`` or ``frame-00000042``) and ``exports/{media_id}/report.html``
-for the combined report. Each stored file gets one OutputGenerated event with a
-deterministic id, so a replay announces the same files under the same ids.
+for the combined report (`processors.combined`). Each stored file gets one OutputGenerated
+event with a deterministic id, so a replay announces the same files under the same ids.
 """
 
 from __future__ import annotations
@@ -12,9 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from processors.outputs.bundle import SOURCE_PREFIX, RenderedFile, render_event_files
-from processors.outputs.html_report import build_combined_report
 from processors.outputs.items import event_id, event_type, export_key
-from processors.outputs.media_results import MediaResults
 from processors.stage import (
     PROCESSORS_VERSION,
     Outgoing,
@@ -27,7 +25,6 @@ from visionlog.blobstore import EXPORTS, BlobRef
 
 STAGE_NAME = "outputs"
 GENERATOR = f"processors.{STAGE_NAME}/{PROCESSORS_VERSION}"
-COMBINED_REPORT_NAME = "report.html"
 
 
 def _announce(
@@ -74,27 +71,11 @@ def render_outputs(event: dict[str, Any], ctx: StageContext) -> list[Outgoing]:
     return outgoing
 
 
-def render_combined(
-    results: MediaResults, trigger_event: dict[str, Any], ctx: StageContext
-) -> list[Outgoing]:
-    """Stores the combined report of a media item after `trigger_event` was added."""
-    media_id = str(trigger_event["media_id"])
-    if media_id != results.media_id:
-        raise PermanentStageError(
-            f"trigger {event_id(trigger_event)} is about media {media_id}, "
-            f"the results about {results.media_id}"
-        )
-    report = build_combined_report(results)
-    key = f"{media_id}/{COMBINED_REPORT_NAME}"
-    blob = ctx.blobs.put_bytes(EXPORTS, key, report, "text/html; charset=utf-8")
-    return [
-        _announce(
-            trigger_event,
-            media_id,
-            None,
-            "COMBINED_REPORT",
-            "media",
-            blob,
-            results.source_event_ids(),
-        )
-    ]
+def announce_combined_report(completion: dict[str, Any], blob: BlobRef) -> Outgoing:
+    """The OutputGenerated of a stored combined report, caused by the MediaCompleted it was
+    rendered for: one id per media item and run. Its source is that completion (the report
+    shows every stored result of the item; listing their ids would not be bounded)."""
+    media_id = str(completion["media_id"])
+    return _announce(
+        completion, media_id, None, "COMBINED_REPORT", "media", blob, [event_id(completion)]
+    )

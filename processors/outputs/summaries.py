@@ -1,7 +1,7 @@
 """Compact, JSON-safe summaries of result events: what reports show, small enough to keep.
 
-The combined report's accumulator lives in a state store, so it keeps these summaries
-rather than whole events (a video has thousands of frames).
+The combined report folds every stored result of an item into these summaries rather than
+keeping whole events (a video has thousands of frames).
 """
 
 from __future__ import annotations

@@ -19,8 +19,10 @@ replay from the same frame reproduces the same ids.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -31,6 +33,9 @@ from processors.tracking.kalman import BoxKalman
 
 TRACKER_NAME = "bytetrack/visionlog-0.1"
 TRACK_ID_BLOCK = 1_000_000
+STATE_VERSION = 1
+# A long gap is not extrapolated frame by frame: after this many the motion model is moot.
+_MAX_PREDICTED_STEPS = 10
 
 
 class TrackState(Enum):
@@ -88,6 +93,8 @@ class Track:
     missed_updates: int = 0
     # The matched detection's box this update; None when the box is only predicted.
     observed_box: Box | None = None
+    # Index of the detection matched (or started) this update; None when predicted.
+    detection_index: int | None = None
 
     def snapshot(self) -> TrackSnapshot:
         return TrackSnapshot(
@@ -143,6 +150,7 @@ class ByteTracker:
             box = detections.boxes[detection]
             track.filter.update(box)
             track.observed_box = _as_box(box)
+            track.detection_index = int(detection)
             track.confidence = float(detections.scores[detection])
             track.hits += 1
             track.missed_updates = 0
@@ -152,18 +160,24 @@ class ByteTracker:
         return [tracks[i] for i in free_tracks], [candidates[i] for i in free_dets]
 
     def update(self, detections: Detections, frame_index: int) -> list[TrackSnapshot]:
-        """Advance by one frame; the snapshots of every track this frame touched."""
+        """Advance to `frame_index`; the snapshots of every track this frame touched.
+
+        Frames may be skipped (a live camera's stale frames): the motion model is predicted
+        once per missing frame, up to a few, so a gap does not look like a jump."""
         if self.last_frame_index is not None and frame_index <= self.last_frame_index:
             raise ValueError(
                 f"frame {frame_index} is not after the last tracked frame {self.last_frame_index}"
             )
+        steps = 1 if self.last_frame_index is None else frame_index - self.last_frame_index
         if self._start_frame is None:
             self._start_frame = frame_index
         self.last_frame_index = frame_index
         config = self.config
         for track in self.tracks:
-            track.filter.predict()
+            for _ in range(min(max(steps, 1), _MAX_PREDICTED_STEPS)):
+                track.filter.predict()
             track.observed_box = None
+            track.detection_index = None
         scores = detections.scores
         high = [int(i) for i in np.nonzero(scores >= config.high_score)[0]]
         low = [
@@ -205,6 +219,7 @@ class ByteTracker:
                     first_frame_index=frame_index,
                     confidence=float(scores[index]),
                     observed_box=_as_box(detections.boxes[index]),
+                    detection_index=index,
                 )
             )
         snapshots = [t.snapshot() for t in self.tracks]
@@ -214,3 +229,66 @@ class ByteTracker:
     def active(self) -> list[Track]:
         """Tracks currently followed (new, tracked or lost)."""
         return list(self.tracks)
+
+    def assignments(self, count: int) -> list[int | None]:
+        """Track id of each of the last update's `count` detections (None: no track)."""
+        ids: list[int | None] = [None] * count
+        for track in self.tracks:
+            if track.detection_index is not None and track.detection_index < count:
+                ids[track.detection_index] = track.track_id
+        return ids
+
+    def to_state(self) -> dict[str, Any]:
+        """Everything needed to continue after a restart, as JSON-able values."""
+        return {
+            "version": STATE_VERSION,
+            "last_frame_index": self.last_frame_index,
+            "start_frame": self._start_frame,
+            "issued": self._issued,
+            "tracks": [
+                {
+                    "track_id": t.track_id,
+                    "class_id": t.class_id,
+                    "class_name": t.class_name,
+                    "mean": [float(v) for v in t.filter.mean],
+                    "covariance": [[float(v) for v in row] for row in t.filter.covariance],
+                    "first_frame_index": t.first_frame_index,
+                    "state": t.state.value,
+                    "hits": t.hits,
+                    "confidence": t.confidence,
+                    "missed_updates": t.missed_updates,
+                }
+                for t in self.tracks
+            ],
+        }
+
+    @classmethod
+    def from_state(
+        cls, state: Mapping[str, Any], config: TrackerConfig | None = None
+    ) -> ByteTracker:
+        if state.get("version") != STATE_VERSION:
+            raise ValueError(
+                f"tracker state version {state.get('version')!r} is not {STATE_VERSION}"
+            )
+        tracker = cls(config or TrackerConfig())
+        tracker.last_frame_index = state["last_frame_index"]
+        tracker._start_frame = state["start_frame"]
+        tracker._issued = int(state["issued"])
+        tracker.tracks = [
+            Track(
+                track_id=int(t["track_id"]),
+                class_id=int(t["class_id"]),
+                class_name=str(t["class_name"]),
+                filter=BoxKalman(
+                    np.asarray(t["mean"], dtype=np.float64),
+                    np.asarray(t["covariance"], dtype=np.float64),
+                ),
+                first_frame_index=int(t["first_frame_index"]),
+                state=TrackState(t["state"]),
+                hits=int(t["hits"]),
+                confidence=float(t["confidence"]),
+                missed_updates=int(t["missed_updates"]),
+            )
+            for t in state["tracks"]
+        ]
+        return tracker

@@ -7,7 +7,9 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from visionlog.profiles import CAMERA_PROFILES, DEFAULT_CAMERA_PROFILE
 
 
 class CameraConfig(BaseModel):
@@ -20,6 +22,24 @@ class CameraConfig(BaseModel):
     jpeg_quality: int = Field(default=85, ge=1, le=100)
     enabled: bool = True
     labels: dict[str, str] = Field(default_factory=dict)
+    # What the processors do with this camera's frames (visionlog.profiles).
+    profile: str = DEFAULT_CAMERA_PROFILE
+    # Staleness bound: a latency-critical stage skips a frame older than this instead of
+    # analysing it late. None leaves it to the processors' default.
+    max_age_s: float | None = Field(default=None, gt=0, le=3600)
+
+    @field_validator("profile")
+    @classmethod
+    def _known_profile(cls, value: str) -> str:
+        if value not in CAMERA_PROFILES:
+            raise ValueError(
+                f"unknown camera profile {value!r}; choose one of {', '.join(CAMERA_PROFILES)}"
+            )
+        return value
+
+    @property
+    def max_age_ms(self) -> int | None:
+        return None if self.max_age_s is None else round(self.max_age_s * 1000)
 
 
 class CameraSetConfig(BaseModel):

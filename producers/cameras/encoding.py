@@ -11,7 +11,7 @@ import numpy as np
 
 from producers.cameras.config import CameraConfig
 from producers.cameras.sources import RawFrame
-from producers.video import encode_jpeg
+from visionlog.media.video import encode_jpeg
 
 
 @dataclass(frozen=True)

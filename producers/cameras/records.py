@@ -9,15 +9,22 @@ from producers.cameras.config import CameraConfig
 from producers.cameras.state import CameraSnapshot
 from producers.urls import redact_url
 from visionlog.blobstore import BlobRef
+from visionlog.contracts import Envelope as EnvelopeRecord
 from visionlog.envelope import Envelope, deterministic_event_id, now_millis
 from visionlog.schemas import get_catalog
+from visionlog.stream.headers import new_trace_id
 
 PRODUCER = "producers.cameras/0.1.0"
 
 
 def _envelope(
-    event_type: str, media_id: str, tenant_id: str, event_id: str, occurred_at: datetime
-) -> dict[str, Any]:
+    event_type: str,
+    media_id: str,
+    tenant_id: str,
+    event_id: str,
+    occurred_at: datetime,
+    trace_id: str | None = None,
+) -> EnvelopeRecord:
     return Envelope(
         event_type=event_type,
         schema_version=get_catalog().event(event_type).version,
@@ -26,6 +33,7 @@ def _envelope(
         tenant_id=tenant_id,
         event_id=event_id,
         occurred_at=occurred_at,
+        trace_id=trace_id,
     ).as_record()
 
 
@@ -43,10 +51,16 @@ def frame_captured_record(
     image: BlobRef,
     source_fps: float | None,
 ) -> dict[str, Any]:
-    """A FrameCaptured record; the id is deterministic per camera, run and index."""
+    """A FrameCaptured (v2) record; the id is deterministic per camera, run and index.
+
+    Each frame starts its own trace (a camera stream never ends, one trace per frame shows
+    that frame's path through the workers); it carries the camera's profile and staleness
+    bound to the processors."""
     event_id = deterministic_event_id("FrameCaptured", media_id, run_id, frame_index)
     return {
-        "envelope": _envelope("FrameCaptured", media_id, tenant_id, event_id, captured_at),
+        "envelope": _envelope(
+            "FrameCaptured", media_id, tenant_id, event_id, captured_at, new_trace_id()
+        ),
         "media_id": media_id,
         "camera_id": camera.name,
         "frame_index": frame_index,
@@ -57,6 +71,8 @@ def frame_captured_record(
         "image": dict(image),
         "source_fps": source_fps,
         "sampling_fps": camera.target_fps,
+        "profile": camera.profile,
+        "max_age_ms": camera.max_age_ms,
     }
 
 

@@ -31,6 +31,10 @@ class LatestFrameSlot:
     def put(self, frame: CapturedFrame) -> bool:
         """Store the frame; True when it replaced (dropped) an unsent one."""
         with self._condition:
+            if self._closed:
+                # Captured after the publisher stopped: never sent.
+                self.dropped += 1
+                return True
             replaced = self._frame is not None
             if replaced:
                 self.dropped += 1
@@ -52,6 +56,16 @@ class LatestFrameSlot:
         return 0 if self._frame is None else 1
 
     def close(self) -> None:
+        """No more frames: an unsent frame left in the slot is discarded, counted as dropped
+        (captured = dropped + published, exactly)."""
         with self._condition:
             self._closed = True
+            if self._frame is not None:
+                self._frame = None
+                self.dropped += 1
             self._condition.notify_all()
+
+    def drop(self) -> None:
+        """A taken frame that could not be published counts as dropped too."""
+        with self._condition:
+            self.dropped += 1

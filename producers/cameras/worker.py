@@ -202,6 +202,7 @@ class CameraWorker:
         try:
             jpeg, width, height = encode_frame(frame.raw, self.camera.jpeg_quality)
         except ValueError as exc:
+            self.slot.drop()
             self._record_error(f"frame {frame.sequence}: {exc}")
             log.warning(
                 "camera %s: frame %d not published: %s", self.camera.name, frame.sequence, exc
@@ -221,6 +222,7 @@ class CameraWorker:
         try:
             self._sink(self.camera, encoded)
         except Exception as exc:  # blob store or Kafka: the frame is lost, the camera goes on
+            self.slot.drop()
             self._record_error(f"frame {index} not published: {type(exc).__name__}: {exc}")
             log.exception("camera %s: frame %d not published", self.camera.name, index)
             return

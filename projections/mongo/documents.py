@@ -11,19 +11,51 @@ on different topics), order-independent:
   media document has not seen that offset of that partition yet (`log_positions`), so an
   at-least-once redelivery after a crash changes nothing. Guarded updates of one partition
   must be applied in offset order.
+- `ConditionalUpdate`: a value that may only move one way (a status up its ladder, a
+  completion replaced by a later one, an error kept once). It applies while the document
+  still matches its condition; each such move is monotone, so applying them in any order,
+  or twice, ends in the same document.
 - `Erasure`: MediaDeleted. The media document becomes a tombstone and everything derived is
   deleted; the projection drops later writes for a tombstoned media item.
+
+Each mapper narrows its event once to the contract's record (`visionlog.contracts`); the codec
+guarantees that shape for every decoded event, so fields are read directly and mypy checks
+them. Only values are checked here (a percent outside 0..100, a completion status this reader
+does not know), raising `UnmappableEventError`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from projections.runtime import ProjectedEvent
-from projections.stages import PROJECTED_EVENTS, RESULT_STAGES
+from projections.stages import COMPLETION_STATUS, PROJECTED_EVENTS, RESULT_STAGES
+from visionlog.contracts import (
+    BoundingBox,
+    CodesDecoded,
+    EmbeddingComputed,
+    Envelope,
+    EventProcessed,
+    FrameCaptured,
+    ItemRef,
+    MediaCompleted,
+    MediaDeleted,
+    MediaProgressed,
+    MediaRedacted,
+    MediaUploaded,
+    ModelRef,
+    ObjectsDetected,
+    OutputGenerated,
+    PageRendered,
+    ProcessingFailed,
+    SceneDescribed,
+    StageTally,
+    TextRecognized,
+    TrackUpdated,
+    typed_record,
+)
 
 MEDIA_ITEMS = "media_items"
 ANALYSIS_RESULTS = "analysis_results"
@@ -36,7 +68,11 @@ PROJECTION_TIME_FIELDS = ("projected_at",)
 STATUS_PENDING = "pending"  # results arrived, the upload not (yet)
 STATUS_STREAM = "stream"  # a camera stream: frames and results, never an upload
 STATUS_UPLOADED = "uploaded"
+STATUS_PROCESSING = "processing"  # progress was reported, no completion yet
 STATUS_DELETED = "deleted"
+# The ladder: pending -> uploaded -> processing -> how it ended (COMPLETION_STATUS).
+# Longest failure reason kept in a `last_error`.
+ERROR_MESSAGE_LIMIT = 2000
 
 
 EVENT_TYPES: tuple[str, ...] = PROJECTED_EVENTS
@@ -77,6 +113,19 @@ class GuardedUpdate:
 
 
 @dataclass(frozen=True)
+class ConditionalUpdate:
+    """An update of an existing document that applies only while it matches `condition`."""
+
+    collection: str
+    document_id: str
+    condition: dict[str, Any]
+    update: dict[str, dict[str, Any]]
+
+    def filter(self) -> dict[str, Any]:
+        return {"_id": self.document_id, **self.condition}
+
+
+@dataclass(frozen=True)
 class Erasure:
     media_id: str
     tombstone: dict[str, Any]
@@ -87,6 +136,7 @@ class EventWrites:
     media_id: str | None
     upserts: list[Upsert] = field(default_factory=list)
     guarded: list[GuardedUpdate] = field(default_factory=list)
+    conditional: list[ConditionalUpdate] = field(default_factory=list)
     erasure: Erasure | None = None
 
 
@@ -100,14 +150,14 @@ def field_key(text: str) -> str:
     return text.replace("%", "%25").replace(".", "%2E").replace("$", "%24")
 
 
-def item_label(item: dict[str, Any] | None) -> str:
+def item_label(item: ItemRef | None) -> str:
     """Key of an item inside a media document: "page-3", "image", or "frame". Frames share
     one key (latest wins) so a camera stream's document stays bounded."""
     if item is None:
         return "media"
-    if item.get("page_number") is not None:
-        return f"page-{int(item['page_number'])}"
-    if item.get("frame_index") is not None:
+    if item["page_number"] is not None:
+        return f"page-{item['page_number']}"
+    if item["frame_index"] is not None:
         return "frame"
     return "image"
 
@@ -121,55 +171,41 @@ def split_versioned(text: str) -> tuple[str, str | None]:
 
 
 def writes_for_event(event: ProjectedEvent) -> EventWrites:
-    """The writes `event` causes; raises `UnmappableEventError` for an event it cannot map."""
-    record = event.record
+    """The writes `event` causes; raises `UnmappableEventError` for an event it cannot map
+    (and `RecordContractError` for a type outside the catalogue)."""
     mapper = _MAPPERS.get(event.event_type)
     if mapper is None:
         raise UnmappableEventError(f"the MongoDB projection does not map {event.event_type}")
-    try:
-        return mapper(event, record)
-    except (KeyError, TypeError, AttributeError) as error:
-        raise UnmappableEventError(
-            f"{event.event_type} {event.event_id} lacks or mistypes a field: {error!r}"
-        ) from error
+    return mapper(event)
 
 
 # ---------------------------------------------------------------- helpers
 
 
-def _envelope(record: dict[str, Any]) -> dict[str, Any]:
-    envelope: dict[str, Any] = record["envelope"]
-    return envelope
-
-
-def _occurred_at(record: dict[str, Any]) -> datetime:
-    occurred = _envelope(record)["occurred_at"]
-    if not isinstance(occurred, datetime):
-        raise UnmappableEventError(f"envelope.occurred_at is {occurred!r}, not a datetime")
-    return occurred
-
-
-def _camera_id(record: dict[str, Any]) -> str | None:
-    item = record.get("item")
-    camera = record.get("camera_id") or (item.get("camera_id") if item else None)
-    return None if camera is None else str(camera)
-
-
-def _media_defaults(media_id: str, record: dict[str, Any]) -> dict[str, Any]:
-    envelope = _envelope(record)
+def _media_defaults(media_id: str, envelope: Envelope, camera_id: str | None) -> dict[str, Any]:
     return {
         "media_id": media_id,
-        "status": STATUS_PENDING if _camera_id(record) is None else STATUS_STREAM,
+        "status": STATUS_PENDING if camera_id is None else STATUS_STREAM,
         "tenant_id": envelope["tenant_id"],
         "owner_id": envelope["owner_id"],
     }
 
 
-def _model_ref(model: dict[str, Any]) -> dict[str, Any]:
+def _item_camera(item: ItemRef | None) -> str | None:
+    return None if item is None else item["camera_id"]
+
+
+def _model_ref(model: ModelRef) -> dict[str, Any]:
     return {"name": model["name"], "version": model["version"]}
 
 
-def _compact_item(item: dict[str, Any] | None) -> dict[str, Any] | None:
+def _versioned_ref(text: str) -> dict[str, Any]:
+    """A "name/version" string (tracker, generator, decoder) as a model reference."""
+    name, version = split_versioned(text)
+    return {"name": name, "version": version}
+
+
+def _compact_item(item: ItemRef | None) -> dict[str, Any] | None:
     if item is None:
         return None
     return {
@@ -181,144 +217,34 @@ def _compact_item(item: dict[str, Any] | None) -> dict[str, Any] | None:
     }
 
 
-def _result_models(event_type: str, record: dict[str, Any]) -> list[dict[str, Any]]:
-    if event_type in ("ObjectsDetected", "EmbeddingComputed"):
-        return [_model_ref(record["model"])]
-    if event_type == "CodesDecoded":
-        models = [_model_ref(m) for m in record["models"]]
-        if models:
-            return models
-        # Version 1 events name their decoders only as strings.
-        decoders = [split_versioned(d) for d in record["decoders"]]
-        return [{"name": name, "version": version} for name, version in decoders]
-    if event_type == "TrackUpdated":
-        name, version = split_versioned(record["tracker"])
-        return [{"name": name, "version": version}]
-    if event_type == "OutputGenerated":
-        name, version = split_versioned(record["generator"])
-        return [{"name": name, "version": version}]
-    return [_model_ref(m) for m in record.get("models", [])]
+def _box(box: BoundingBox) -> dict[str, float]:
+    return {
+        "x_min": box["x_min"],
+        "y_min": box["y_min"],
+        "x_max": box["x_max"],
+        "y_max": box["y_max"],
+    }
 
 
-def _box(box: dict[str, Any]) -> dict[str, float]:
-    return {key: float(box[key]) for key in ("x_min", "y_min", "x_max", "y_max")}
+@dataclass(frozen=True)
+class _Analysis:
+    """What an analysis result stores besides its envelope: the models that produced it and
+    the part of the result the API lists and searches (geometry below blocks is left to
+    PostgreSQL and the event log)."""
 
-
-def _compact_result(event_type: str, record: dict[str, Any]) -> dict[str, Any]:
-    """The part of a result the API lists and searches; geometry below blocks is left to
-    PostgreSQL and the event log."""
-    if event_type == "TextRecognized":
-        return {
-            "full_text": record["full_text"],
-            "languages": list(record["languages"]),
-            "blocks": [
-                {
-                    "reading_order": block["reading_order"],
-                    "text": block["text"],
-                    "confidence": block["confidence"],
-                    "language": block["language"],
-                }
-                for block in record["blocks"]
-            ],
-            "image_width": record["image_width"],
-            "image_height": record["image_height"],
-            "orientation_degrees": record["orientation_degrees"],
-        }
-    if event_type == "ObjectsDetected":
-        return {
-            "detections": [
-                {
-                    "class_id": d["class_id"],
-                    "class_name": d["class_name"],
-                    "confidence": d["confidence"],
-                    "box": _box(d["box"]),
-                    "track_id": d["track_id"],
-                    "distance_m": d["distance_m"],
-                }
-                for d in record["detections"]
-            ],
-            "class_names": sorted({d["class_name"] for d in record["detections"]}),
-            "image_width": record["image_width"],
-            "image_height": record["image_height"],
-            "score_threshold": record["score_threshold"],
-        }
-    if event_type == "CodesDecoded":
-        return {
-            "codes": [
-                {"symbology": c["symbology"], "text": c["text"], "decoder": c["decoder"]}
-                for c in record["codes"]
-            ],
-            "decoders": list(record["decoders"]),
-        }
-    if event_type == "TrackUpdated":
-        return {
-            "tracks": [
-                {
-                    "track_id": t["track_id"],
-                    "class_name": t["class_name"],
-                    "state": t["state"],
-                    "box": _box(t["box"]),
-                    "confidence": t["confidence"],
-                    "first_frame_index": t["first_frame_index"],
-                    "hits": t["hits"],
-                }
-                for t in record["tracks"]
-            ],
-            "tracker": record["tracker"],
-        }
-    if event_type == "MediaRedacted":
-        region_counts: dict[str, int] = {}
-        for region in record["regions"]:
-            region_counts[region["kind"]] = region_counts.get(region["kind"], 0) + 1
-        return {
-            "redacted_image": record["redacted_image"],
-            "redacted_text": record["redacted_text"],
-            "method": record["method"],
-            "region_counts": region_counts,
-            "pii_counts": dict(record["pii_counts"]),
-        }
-    if event_type == "SceneDescribed":
-        return {
-            "sentences": dict(record["sentences"]),
-            "objects": [
-                {
-                    "class_name": o["class_name"],
-                    "distance_m": o["distance_m"],
-                    "horizontal_position": o["horizontal_position"],
-                }
-                for o in record["objects"]
-            ],
-            "relation_count": len(record["relations"]),
-        }
-    if event_type == "OutputGenerated":
-        return {
-            "kind": record["kind"],
-            "output": record["output"],
-            "source_event_ids": list(record["source_event_ids"]),
-            "generator": record["generator"],
-        }
-    if event_type == "ProcessingFailed":
-        return {
-            "processor": record["processor"],
-            "processor_version": record["processor_version"],
-            "failed_stage": record["stage"],
-            "error_type": record["error_type"],
-            "error_message": record["error_message"],
-            "retryable": record["retryable"],
-            "attempts": record["attempts"],
-            "failed_event_type": record["failed_event_type"],
-        }
-    raise UnmappableEventError(f"{event_type} is not an analysis result")
+    models: list[dict[str, Any]]
+    result: dict[str, Any]
 
 
 def _analysis_result(
-    event: ProjectedEvent, record: dict[str, Any], media_id: str, stage: str
+    event: ProjectedEvent,
+    envelope: Envelope,
+    media_id: str,
+    stage: str,
+    item: ItemRef | None,
+    analysis: _Analysis,
 ) -> Upsert:
-    envelope = _envelope(record)
-    if event.event_type == "ProcessingFailed":
-        models = [{"name": record["processor"], "version": record["processor_version"]}]
-    else:
-        models = _result_models(event.event_type, record)
+    models = analysis.models
     primary = models[0] if models else {"name": None, "version": None}
     document = {
         "event_id": event.event_id,
@@ -330,23 +256,26 @@ def _analysis_result(
         "model_name": primary["name"],
         "model_version": primary["version"],
         "models": models,
-        "item": _compact_item(record.get("item")),
-        "result": _compact_result(event.event_type, record),
+        "item": _compact_item(item),
+        "result": analysis.result,
         "causation_id": envelope["causation_id"],
         "producer": envelope["producer"],
-        "occurred_at": _occurred_at(record),
+        "occurred_at": envelope["occurred_at"],
     }
     return Upsert(ANALYSIS_RESULTS, event.event_id, {"$set": document})
 
 
-def _touch_media(media_id: str, record: dict[str, Any], stage: str | None) -> dict[str, Any]:
+def _touch_media(
+    media_id: str, envelope: Envelope, stage: str | None, camera_id: str | None = None
+) -> dict[str, Any]:
     """The order-independent part every event of a media item writes to its document."""
+    occurred_at = envelope["occurred_at"]
     update: dict[str, Any] = {
-        "$setOnInsert": _media_defaults(media_id, record),
-        "$max": {"last_event_at": _occurred_at(record)},
+        "$setOnInsert": _media_defaults(media_id, envelope, camera_id),
+        "$max": {"last_event_at": occurred_at},
     }
     if stage is not None:
-        update["$max"][f"progress.{field_key(stage)}.last_at"] = _occurred_at(record)
+        update["$max"][f"progress.{field_key(stage)}.last_at"] = occurred_at
     return update
 
 
@@ -358,16 +287,41 @@ def _done(event: ProjectedEvent, media_id: str, stage: str) -> GuardedUpdate:
     return _guarded(event, media_id, {"$inc": {f"progress.{field_key(stage)}.done": 1}})
 
 
+def _result(
+    event: ProjectedEvent,
+    envelope: Envelope,
+    media_id: str,
+    item: ItemRef | None,
+    analysis: _Analysis | None,
+    *,
+    media_set: dict[str, Any] | None = None,
+    document: Upsert | None = None,
+) -> EventWrites:
+    """The writes of a result event: its stage counted done on the media document (plus
+    `media_set`), its analysis result (none for embeddings) and its `document` page."""
+    stage = RESULT_STAGES[event.event_type]
+    media_update = _touch_media(media_id, envelope, stage, _item_camera(item))
+    if media_set is not None:
+        media_update["$set"] = media_set
+    writes = EventWrites(media_id, guarded=[_done(event, media_id, stage)])
+    if document is not None:
+        writes.upserts.append(document)
+    writes.upserts.append(Upsert(MEDIA_ITEMS, media_id, media_update))
+    if analysis is not None:
+        writes.upserts.append(_analysis_result(event, envelope, media_id, stage, item, analysis))
+    return writes
+
+
 # ---------------------------------------------------------------- one mapper per event
 
 
-def _media_uploaded(event: ProjectedEvent, record: dict[str, Any]) -> EventWrites:
+def _media_uploaded(event: ProjectedEvent) -> EventWrites:
+    record = typed_record(MediaUploaded, event.event_type, event.record)
     media_id = record["media_id"]
-    envelope = _envelope(record)
-    uploaded_at = _occurred_at(record)
-    document = {
+    envelope = record["envelope"]
+    uploaded_at = envelope["occurred_at"]
+    document: dict[str, Any] = {
         "media_id": media_id,
-        "status": STATUS_UPLOADED,
         "tenant_id": envelope["tenant_id"],
         "owner_id": envelope["owner_id"],
         "media_kind": record["media_kind"],
@@ -387,20 +341,30 @@ def _media_uploaded(event: ProjectedEvent, record: dict[str, Any]) -> EventWrite
         "uploaded_at": uploaded_at,
         "upload_event_id": event.event_id,
     }
-    update = {"$set": document, "$max": {"last_event_at": uploaded_at}}
-    return EventWrites(media_id, upserts=[Upsert(MEDIA_ITEMS, media_id, update)])
+    update: dict[str, dict[str, Any]] = {
+        "$set": document,
+        "$setOnInsert": {"status": STATUS_UPLOADED},
+        "$max": {"last_event_at": uploaded_at},
+    }
+    # The status only moves up: progress or a completion read before the upload stays.
+    return EventWrites(
+        media_id,
+        upserts=[Upsert(MEDIA_ITEMS, media_id, update)],
+        conditional=[_status_up(media_id, STATUS_UPLOADED, (STATUS_PENDING,))],
+    )
 
 
-def _media_deleted(event: ProjectedEvent, record: dict[str, Any]) -> EventWrites:
+def _media_deleted(event: ProjectedEvent) -> EventWrites:
+    record = typed_record(MediaDeleted, event.event_type, event.record)
     media_id = record["media_id"]
-    envelope = _envelope(record)
+    envelope = record["envelope"]
     tombstone = {
         "_id": media_id,
         "media_id": media_id,
         "status": STATUS_DELETED,
         "tenant_id": envelope["tenant_id"],
         "owner_id": envelope["owner_id"],
-        "deleted_at": _occurred_at(record),
+        "deleted_at": envelope["occurred_at"],
         "deletion_reason": record["reason"],
         "requested_by": record["requested_by"],
         "deletion_event_id": event.event_id,
@@ -408,7 +372,8 @@ def _media_deleted(event: ProjectedEvent, record: dict[str, Any]) -> EventWrites
     return EventWrites(media_id, erasure=Erasure(media_id, tombstone))
 
 
-def _page_rendered(event: ProjectedEvent, record: dict[str, Any]) -> EventWrites:
+def _page_rendered(event: ProjectedEvent) -> EventWrites:
+    record = typed_record(PageRendered, event.event_type, event.record)
     media_id = record["media_id"]
     stage = RESULT_STAGES[event.event_type]
     page = {
@@ -421,9 +386,9 @@ def _page_rendered(event: ProjectedEvent, record: dict[str, Any]) -> EventWrites
         "repaired": record["repaired"],
         "event_id": event.event_id,
     }
-    update = _touch_media(media_id, record, stage)
+    update = _touch_media(media_id, record["envelope"], stage)
     update["$set"] = {
-        f"pages.{int(record['page_number'])}": page,
+        f"pages.{record['page_number']}": page,
         "rendered_page_count": record["page_count"],
     }
     return EventWrites(
@@ -433,22 +398,24 @@ def _page_rendered(event: ProjectedEvent, record: dict[str, Any]) -> EventWrites
     )
 
 
-def _frame_captured(event: ProjectedEvent, record: dict[str, Any]) -> EventWrites:
+def _frame_captured(event: ProjectedEvent) -> EventWrites:
+    record = typed_record(FrameCaptured, event.event_type, event.record)
     media_id = record["media_id"]
+    camera_id = record["camera_id"]
     latest = {
         "frame_index": record["frame_index"],
         "timestamp_ms": record["timestamp_ms"],
         "captured_at": record["captured_at"],
-        "camera_id": record["camera_id"],
+        "camera_id": camera_id,
         "width": record["width"],
         "height": record["height"],
         "image": record["image"],
         "event_id": event.event_id,
     }
-    update = _touch_media(media_id, record, None)
+    update = _touch_media(media_id, record["envelope"], None, camera_id or None)
     update["$max"]["frames.last_captured_at"] = record["captured_at"]
-    if record["camera_id"] is not None:
-        update["$set"] = {"camera_id": record["camera_id"]}
+    if camera_id is not None:
+        update["$set"] = {"camera_id": camera_id}
     # Counting and "latest" follow the log order of the frames partition.
     counted = _guarded(
         event, media_id, {"$inc": {"frames.count": 1}, "$set": {"frames.latest": latest}}
@@ -456,45 +423,43 @@ def _frame_captured(event: ProjectedEvent, record: dict[str, Any]) -> EventWrite
     return EventWrites(media_id, upserts=[Upsert(MEDIA_ITEMS, media_id, update)], guarded=[counted])
 
 
-def _result(event: ProjectedEvent, record: dict[str, Any]) -> EventWrites:
-    media_id = record["media_id"]
-    stage = RESULT_STAGES[event.event_type]
-    media_update = _touch_media(media_id, record, stage)
-    writes = EventWrites(media_id, guarded=[_done(event, media_id, stage)])
-    label = item_label(record.get("item"))
-    if event.event_type == "MediaRedacted":
-        media_update["$set"] = {
-            f"redactions.{label}": {
-                "redacted_image": record["redacted_image"],
-                "redacted_text": record["redacted_text"],
-                "method": record["method"],
-                "event_id": event.event_id,
+def _text_recognized(event: ProjectedEvent) -> EventWrites:
+    record = typed_record(TextRecognized, event.event_type, event.record)
+    models = [_model_ref(m) for m in record["models"]]
+    result = {
+        "full_text": record["full_text"],
+        "languages": list(record["languages"]),
+        "blocks": [
+            {
+                "reading_order": block["reading_order"],
+                "text": block["text"],
+                "confidence": block["confidence"],
+                "language": block["language"],
             }
-        }
-    elif event.event_type == "OutputGenerated":
-        media_update["$set"] = {
-            f"outputs.{field_key(str(record['kind']).lower())}:{label}": {
-                "kind": record["kind"],
-                "output": record["output"],
-                "generator": record["generator"],
-                "event_id": event.event_id,
-            }
-        }
-    elif event.event_type == "TextRecognized":
-        writes.upserts.append(_document_page(event, record, media_id, label))
-    writes.upserts.append(Upsert(MEDIA_ITEMS, media_id, media_update))
-    if event.event_type != "EmbeddingComputed":
-        writes.upserts.append(_analysis_result(event, record, media_id, stage))
-    return writes
+            for block in record["blocks"]
+        ],
+        "image_width": record["image_width"],
+        "image_height": record["image_height"],
+        "orientation_degrees": record["orientation_degrees"],
+    }
+    return _result(
+        event,
+        record["envelope"],
+        record["media_id"],
+        record["item"],
+        _Analysis(models, result),
+        document=_document_page(event, record, models),
+    )
 
 
 def _document_page(
-    event: ProjectedEvent, record: dict[str, Any], media_id: str, label: str
+    event: ProjectedEvent, record: TextRecognized, models: Sequence[dict[str, Any]]
 ) -> Upsert:
-    models = _result_models(event.event_type, record)
+    media_id = record["media_id"]
+    label = item_label(record["item"])
     primary = models[0] if models else {"name": "unknown", "version": "unknown"}
     version_key = field_key(f"{primary['name']}@{primary['version']}")
-    envelope = _envelope(record)
+    envelope = record["envelope"]
     text = {
         "text": record["full_text"],
         "languages": list(record["languages"]),
@@ -502,9 +467,8 @@ def _document_page(
         "model_version": primary["version"],
         "block_count": len(record["blocks"]),
         "event_id": event.event_id,
-        "occurred_at": _occurred_at(record),
+        "occurred_at": envelope["occurred_at"],
     }
-    page_number = record["item"]["page_number"]
     update: dict[str, dict[str, Any]] = {
         "$setOnInsert": {
             "media_id": media_id,
@@ -513,27 +477,172 @@ def _document_page(
         },
         "$set": {
             f"pages.{label}.versions.{version_key}": text,
-            f"pages.{label}.page_number": page_number,
+            f"pages.{label}.page_number": record["item"]["page_number"],
         },
-        "$max": {"last_text_at": _occurred_at(record)},
+        "$max": {"last_text_at": envelope["occurred_at"]},
         "$addToSet": {"model_versions": f"{primary['name']}@{primary['version']}"},
     }
     return Upsert(DOCUMENTS, media_id, update)
 
 
-def _processing_failed(event: ProjectedEvent, record: dict[str, Any]) -> EventWrites:
+def _objects_detected(event: ProjectedEvent) -> EventWrites:
+    record = typed_record(ObjectsDetected, event.event_type, event.record)
+    detections = record["detections"]
+    result = {
+        "detections": [
+            {
+                "class_id": d["class_id"],
+                "class_name": d["class_name"],
+                "confidence": d["confidence"],
+                "box": _box(d["box"]),
+                "track_id": d["track_id"],
+                "distance_m": d["distance_m"],
+            }
+            for d in detections
+        ],
+        "class_names": sorted({d["class_name"] for d in detections}),
+        "image_width": record["image_width"],
+        "image_height": record["image_height"],
+        "score_threshold": record["score_threshold"],
+    }
+    analysis = _Analysis([_model_ref(record["model"])], result)
+    return _result(event, record["envelope"], record["media_id"], record["item"], analysis)
+
+
+def _codes_decoded(event: ProjectedEvent) -> EventWrites:
+    record = typed_record(CodesDecoded, event.event_type, event.record)
+    # Version 1 events name their decoders only as strings.
+    models = [_model_ref(m) for m in record["models"]] or [
+        _versioned_ref(decoder) for decoder in record["decoders"]
+    ]
+    result = {
+        "codes": [
+            {"symbology": c["symbology"], "text": c["text"], "decoder": c["decoder"]}
+            for c in record["codes"]
+        ],
+        "decoders": list(record["decoders"]),
+    }
+    analysis = _Analysis(models, result)
+    return _result(event, record["envelope"], record["media_id"], record["item"], analysis)
+
+
+def _track_updated(event: ProjectedEvent) -> EventWrites:
+    record = typed_record(TrackUpdated, event.event_type, event.record)
+    result = {
+        "tracks": [
+            {
+                "track_id": t["track_id"],
+                "class_name": t["class_name"],
+                "state": t["state"],
+                "box": _box(t["box"]),
+                "confidence": t["confidence"],
+                "first_frame_index": t["first_frame_index"],
+                "hits": t["hits"],
+            }
+            for t in record["tracks"]
+        ],
+        "tracker": record["tracker"],
+    }
+    analysis = _Analysis([_versioned_ref(record["tracker"])], result)
+    return _result(event, record["envelope"], record["media_id"], record["item"], analysis)
+
+
+def _media_redacted(event: ProjectedEvent) -> EventWrites:
+    record = typed_record(MediaRedacted, event.event_type, event.record)
+    region_counts: dict[str, int] = {}
+    for region in record["regions"]:
+        region_counts[region["kind"]] = region_counts.get(region["kind"], 0) + 1
+    result = {
+        "redacted_image": record["redacted_image"],
+        "redacted_text": record["redacted_text"],
+        "method": record["method"],
+        "region_counts": region_counts,
+        "pii_counts": dict(record["pii_counts"]),
+    }
+    media_set = {
+        f"redactions.{item_label(record['item'])}": {
+            "redacted_image": record["redacted_image"],
+            "redacted_text": record["redacted_text"],
+            "method": record["method"],
+            "event_id": event.event_id,
+        }
+    }
+    return _result(
+        event,
+        record["envelope"],
+        record["media_id"],
+        record["item"],
+        _Analysis([_model_ref(m) for m in record["models"]], result),
+        media_set=media_set,
+    )
+
+
+def _scene_described(event: ProjectedEvent) -> EventWrites:
+    record = typed_record(SceneDescribed, event.event_type, event.record)
+    result = {
+        "sentences": dict(record["sentences"]),
+        "objects": [
+            {
+                "class_name": o["class_name"],
+                "distance_m": o["distance_m"],
+                "horizontal_position": o["horizontal_position"],
+            }
+            for o in record["objects"]
+        ],
+        "relation_count": len(record["relations"]),
+    }
+    analysis = _Analysis([_model_ref(m) for m in record["models"]], result)
+    return _result(event, record["envelope"], record["media_id"], record["item"], analysis)
+
+
+def _output_generated(event: ProjectedEvent) -> EventWrites:
+    record = typed_record(OutputGenerated, event.event_type, event.record)
+    result = {
+        "kind": record["kind"],
+        "output": record["output"],
+        "source_event_ids": list(record["source_event_ids"]),
+        "generator": record["generator"],
+    }
+    label = item_label(record["item"])
+    media_set = {
+        f"outputs.{field_key(record['kind'].lower())}:{label}": {
+            "kind": record["kind"],
+            "output": record["output"],
+            "generator": record["generator"],
+            "event_id": event.event_id,
+        }
+    }
+    return _result(
+        event,
+        record["envelope"],
+        record["media_id"],
+        record["item"],
+        _Analysis([_versioned_ref(record["generator"])], result),
+        media_set=media_set,
+    )
+
+
+def _embedding_computed(event: ProjectedEvent) -> EventWrites:
+    """Vectors live in Qdrant: here an embedding only counts as progress."""
+    record = typed_record(EmbeddingComputed, event.event_type, event.record)
+    return _result(event, record["envelope"], record["media_id"], record["item"], None)
+
+
+def _processing_failed(event: ProjectedEvent) -> EventWrites:
+    record = typed_record(ProcessingFailed, event.event_type, event.record)
     media_id = record["media_id"]
     if media_id is None:
         # A rejected input that never became a media item: only the audit log keeps it.
         return EventWrites(None)
-    stage = str(record["stage"])
+    envelope = record["envelope"]
+    stage = record["stage"]
     last_error = {
         "error_type": record["error_type"],
         "error_message": record["error_message"],
         "retryable": record["retryable"],
         "processor": record["processor"],
         "event_id": event.event_id,
-        "occurred_at": _occurred_at(record),
+        "occurred_at": envelope["occurred_at"],
     }
     stage_path = f"progress.{field_key(stage)}"
     failed = _guarded(
@@ -541,22 +650,201 @@ def _processing_failed(event: ProjectedEvent, record: dict[str, Any]) -> EventWr
         media_id,
         {"$inc": {f"{stage_path}.failed": 1}, "$set": {f"{stage_path}.last_error": last_error}},
     )
+    result = {
+        "processor": record["processor"],
+        "processor_version": record["processor_version"],
+        "failed_stage": stage,
+        "error_type": record["error_type"],
+        "error_message": record["error_message"],
+        "retryable": record["retryable"],
+        "attempts": record["attempts"],
+        "failed_event_type": record["failed_event_type"],
+    }
+    models = [{"name": record["processor"], "version": record["processor_version"]}]
     return EventWrites(
         media_id,
         upserts=[
-            Upsert(MEDIA_ITEMS, media_id, _touch_media(media_id, record, stage)),
-            _analysis_result(event, record, media_id, stage),
+            Upsert(MEDIA_ITEMS, media_id, _touch_media(media_id, envelope, stage)),
+            _analysis_result(event, envelope, media_id, stage, None, _Analysis(models, result)),
         ],
         guarded=[failed],
     )
 
 
-_Mapper = Callable[[ProjectedEvent, dict[str, Any]], EventWrites]
-_MAPPERS: dict[str, _Mapper] = {
+# ---------------------------------------------------------------- completion
+
+
+def _status_up(media_id: str, status: str, below: tuple[str, ...]) -> ConditionalUpdate:
+    """Moves the media status to `status` when it is one of the lower rungs `below`."""
+    return ConditionalUpdate(
+        MEDIA_ITEMS, media_id, {"status": {"$in": list(below)}}, {"$set": {"status": status}}
+    )
+
+
+def _error_once(media_id: str, stage: str, error: dict[str, Any]) -> ConditionalUpdate:
+    """`progress.{stage}.last_error` from a report's reason, unless a failure set it (the
+    dead letter's, which says more, overwrites it)."""
+    path = f"progress.{field_key(stage)}.last_error"
+    return ConditionalUpdate(MEDIA_ITEMS, media_id, {path: None}, {"$set": {path: error}})
+
+
+def _run_prefix(run_id: str | None) -> str:
+    """Where a run's progress lives: top level for the item's own processing, `runs.{id}`
+    for a reprocess run (whose progress leaves the item's own status alone)."""
+    return "" if run_id is None else f"runs.{field_key(run_id)}."
+
+
+def _tallies(tallies: Sequence[StageTally]) -> list[dict[str, Any]]:
+    return [
+        {
+            "stage": tally["stage"],
+            "done": tally["done"],
+            "not_applicable": tally["not_applicable"],
+            "skipped": tally["skipped"],
+            "failed": tally["failed"],
+        }
+        for tally in tallies
+    ]
+
+
+def _media_progressed(event: ProjectedEvent) -> EventWrites:
+    record = typed_record(MediaProgressed, event.event_type, event.record)
+    media_id = record["media_id"]
+    run_id = record["run_id"]
+    prefix = _run_prefix(run_id)
+    percent = record["percent"]
+    if not 0.0 <= percent <= 100.0:
+        raise UnmappableEventError(f"percent is {percent}, expected 0..100")
+    update = _touch_media(media_id, record["envelope"], None)
+    # Counts and percent only grow, whatever the order: a report read after a later one, or
+    # after the completion, lowers nothing.
+    update["$max"][f"{prefix}percent"] = percent
+    update["$max"][f"{prefix}items_completed"] = record["items_completed"]
+    if record["items_expected"] is not None:
+        update["$max"][f"{prefix}items_expected"] = record["items_expected"]
+    update["$set"] = {f"{prefix}stage_tallies": _tallies(record["stages"])}
+    if prefix:
+        status = ConditionalUpdate(
+            MEDIA_ITEMS,
+            media_id,
+            {f"{prefix}status": None},
+            {"$set": {f"{prefix}status": STATUS_PROCESSING, f"{prefix}run_id": run_id}},
+        )
+    else:
+        status = _status_up(media_id, STATUS_PROCESSING, (STATUS_PENDING, STATUS_UPLOADED))
+    return EventWrites(
+        media_id, upserts=[Upsert(MEDIA_ITEMS, media_id, update)], conditional=[status]
+    )
+
+
+def _media_completed(event: ProjectedEvent) -> EventWrites:
+    record = typed_record(MediaCompleted, event.event_type, event.record)
+    media_id = record["media_id"]
+    run_id = record["run_id"]
+    prefix = _run_prefix(run_id)
+    status = COMPLETION_STATUS.get(record["status"])
+    if status is None:
+        raise UnmappableEventError(
+            f"status is {record['status']!r}, expected one of {sorted(COMPLETION_STATUS)}"
+        )
+    completed_at = record["envelope"]["occurred_at"]
+    errors: list[dict[str, Any]] = [
+        {
+            "stage": error["stage"],
+            "item_label": error["item_label"],
+            "message": error["message"][:ERROR_MESSAGE_LIMIT],
+        }
+        for error in record["errors"]
+    ]
+    completion = {
+        "status": status,
+        "run_id": run_id,
+        "items_expected": record["items_expected"],
+        "items_completed": record["items_completed"],
+        "items_failed": record["items_failed"],
+        "stages": _tallies(record["stages"]),
+        "errors": errors,
+        "models": [_model_ref(model) for model in record["models"]],
+        "started_at": record["started_at"],
+        "completed_at": completed_at,
+        "duration_ms": record["duration_ms"],
+        "event_id": event.event_id,
+    }
+    update = _touch_media(media_id, record["envelope"], None)
+    update["$max"][f"{prefix}percent"] = 100.0
+    key = f"{prefix}completion"
+    # Final: only a later completion of the same run (by time, then id) replaces it.
+    later = {
+        "$or": [
+            {f"{key}.event_id": {"$exists": False}},
+            {f"{key}.completed_at": {"$lt": completed_at}},
+            {f"{key}.completed_at": completed_at, f"{key}.event_id": {"$lt": event.event_id}},
+        ]
+    }
+    values: dict[str, Any] = {f"{prefix}status": status, key: completion}
+    if prefix:
+        values[f"{prefix}run_id"] = run_id
+    conditional = [ConditionalUpdate(MEDIA_ITEMS, media_id, later, {"$set": values})]
+    # A failed stage's last error says why, even before (or without) its dead letter.
+    first_per_stage: dict[str, dict[str, Any]] = {}
+    for error in errors:
+        first_per_stage.setdefault(error["stage"], error)
+    for stage, error in first_per_stage.items():
+        reason = {
+            "error_type": None,
+            "error_message": error["message"],
+            "item_label": error["item_label"],
+            "event_id": event.event_id,
+            "occurred_at": completed_at,
+        }
+        conditional.append(_error_once(media_id, stage, reason))
+    return EventWrites(
+        media_id, upserts=[Upsert(MEDIA_ITEMS, media_id, update)], conditional=conditional
+    )
+
+
+def _event_processed(event: ProjectedEvent) -> EventWrites:
+    """Work reports arrive for every input, camera frames included: only a failure's reason
+    is written here (per page and frame outcomes live in PostgreSQL)."""
+    record = typed_record(EventProcessed, event.event_type, event.record)
+    media_id = record["media_id"]
+    envelope = record["envelope"]
+    conditional: list[ConditionalUpdate] = []
+    for outcome in record["outcomes"]:
+        reason = outcome["reason"]
+        if outcome["status"] != "FAILED" or not reason:
+            continue
+        error = {
+            "error_type": None,
+            "error_message": reason[:ERROR_MESSAGE_LIMIT],
+            "item_label": record["item_label"],
+            "event_id": event.event_id,
+            "occurred_at": envelope["occurred_at"],
+        }
+        conditional.append(_error_once(media_id, outcome["stage"], error))
+    if not conditional:
+        return EventWrites(None)
+    touched = _touch_media(media_id, envelope, None, record["camera_id"] or None)
+    return EventWrites(
+        media_id, upserts=[Upsert(MEDIA_ITEMS, media_id, touched)], conditional=conditional
+    )
+
+
+_MAPPERS: dict[str, Callable[[ProjectedEvent], EventWrites]] = {
     "MediaUploaded": _media_uploaded,
     "MediaDeleted": _media_deleted,
     "PageRendered": _page_rendered,
     "FrameCaptured": _frame_captured,
+    "TextRecognized": _text_recognized,
+    "ObjectsDetected": _objects_detected,
+    "CodesDecoded": _codes_decoded,
+    "TrackUpdated": _track_updated,
+    "MediaRedacted": _media_redacted,
+    "SceneDescribed": _scene_described,
+    "OutputGenerated": _output_generated,
+    "EmbeddingComputed": _embedding_computed,
     "ProcessingFailed": _processing_failed,
-    **{event_type: _result for event_type in RESULT_STAGES if event_type != "PageRendered"},
+    "MediaProgressed": _media_progressed,
+    "MediaCompleted": _media_completed,
+    "EventProcessed": _event_processed,
 }

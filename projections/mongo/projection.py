@@ -38,6 +38,7 @@ from projections.mongo.documents import (
     writes_for_event,
 )
 from projections.runtime import PoisonEventError, ProjectedEvent, TopicPartitionKey
+from visionlog.errors import ContractError
 from visionlog.settings import Settings
 from visionlog.stores import MongoClient, mongo_client
 
@@ -181,7 +182,7 @@ class MongoProjection:
         for event in events:
             try:
                 batch.append(writes_for_event(event))
-            except UnmappableEventError as error:
+            except (UnmappableEventError, ContractError) as error:
                 raise PoisonEventError(event, str(error)) from error
         erased_now = {w.erasure.media_id: w.erasure for w in batch if w.erasure is not None}
         tombstoned = self._tombstoned({w.media_id for w in batch if w.media_id is not None})
@@ -190,6 +191,7 @@ class MongoProjection:
         skipped = tombstoned | set(erased_now)
         now = datetime.now(UTC)
         upserts: dict[str, list[UpdateOne]] = defaultdict(list)
+        conditional: dict[str, list[UpdateOne]] = defaultdict(list)
         guarded: list[UpdateOne] = []
         for writes in batch:
             if writes.media_id in skipped:
@@ -200,9 +202,18 @@ class MongoProjection:
                 upserts[upsert.collection].append(
                     UpdateOne({"_id": upsert.document_id}, update, upsert=True)
                 )
+            for moved in writes.conditional:
+                conditional[moved.collection].append(
+                    UpdateOne(moved.filter(), moved.update, upsert=False)
+                )
             for counted in writes.guarded:
                 guarded.append(UpdateOne(counted.filter(), counted.guarded_update(), upsert=False))
         for base, operations in upserts.items():
+            for chunk in _chunks(operations):
+                self.collection(base).bulk_write(chunk, ordered=False)
+        # Conditional moves run on the documents the upserts made sure of; each is monotone,
+        # so their order does not matter.
+        for base, operations in conditional.items():
             for chunk in _chunks(operations):
                 self.collection(base).bulk_write(chunk, ordered=False)
         # Guarded updates run after the upserts created their documents, in log order:

@@ -6,8 +6,10 @@ batch writes to the new schema and finds that its stored offsets moved.
 
 Writes are idempotent and independent of the order in which partitions are read:
 result rows are keyed by event id (`ON CONFLICT DO NOTHING`); the media status and each
-processing status keep the latest event by event time; a deleted media item stays deleted
-and ignores later results. Nothing has foreign keys, so results may precede MediaUploaded.
+processing status keep the latest event by event time, except that a final status
+(MediaCompleted) is never replaced by a non-final one; a run's progress applies only while
+the run is processing and never lowers its percent; a deleted media item stays deleted and
+ignores later results. Nothing has foreign keys, so results may precede MediaUploaded.
 """
 
 from __future__ import annotations
@@ -25,9 +27,11 @@ from projections.postgres.rows import (
     JSONB_COLUMNS,
     MEDIA_RESULT_TABLES,
     EventRows,
+    ItemOutcome,
     MediaChange,
     Row,
     RowMappingError,
+    RunChange,
     event_rows,
 )
 from projections.runtime import (
@@ -36,6 +40,8 @@ from projections.runtime import (
     ProjectedEvent,
     TopicPartitionKey,
 )
+from projections.stages import COMPLETION_STATUSES
+from visionlog.errors import ContractError
 from visionlog.settings import Settings
 from visionlog.stores import PgConnection, postgres_connect
 
@@ -57,9 +63,18 @@ _RESULT_KEYS: dict[str, tuple[str, ...]] = {
 }
 _REPLACED_BY_GREATER_EVENT_ID = frozenset({"pages", "frames"})
 
-# Status order at equal event time: a failure outranks progress, progress an upload.
+# A final status (how the item's processing ended) outranks every other whatever its time.
+_FINAL_STATUSES = sql.SQL(", ").join(sql.Literal(status) for status in COMPLETION_STATUSES)
+
+
+def _final(status: sql.Composable) -> sql.Composed:
+    return sql.SQL("CASE WHEN {} IN ({}) THEN 1 ELSE 0 END").format(status, _FINAL_STATUSES)
+
+
+# Status order at equal event time: processing outranks an upload, the final ones follow.
 _STATUS_RANK = sql.SQL(
-    "CASE {} WHEN 'uploaded' THEN 0 WHEN 'processing' THEN 1 WHEN 'failed' THEN 2 ELSE 3 END"
+    "CASE {} WHEN 'uploaded' THEN 0 WHEN 'processing' THEN 1 WHEN 'completed' THEN 2"
+    " WHEN 'completed_with_errors' THEN 3 WHEN 'failed' THEN 4 ELSE 5 END"
 )
 
 
@@ -108,18 +123,27 @@ def _result_insert(table: str, columns: tuple[str, ...]) -> sql.Composed:
         for column in columns
         if column not in keys
     )
+    # A row without an event id holds only stage outcomes (ItemOutcome) read before it.
     return sql.SQL(
-        "{query} DO UPDATE SET {updates} WHERE EXCLUDED.event_id > {table}.event_id"
+        "{query} DO UPDATE SET {updates}"
+        " WHERE {table}.event_id IS NULL OR EXCLUDED.event_id > {table}.event_id"
     ).format(query=query, updates=updates, table=sql.Identifier(table))
 
 
 def _status_wins(new: str, old: str) -> sql.Composed:
-    """SQL: the status of `new` replaces `old` (latest event time, then rank)."""
-    return sql.SQL("({new}.status_at, {new_rank}) > ({old}.status_at, {old_rank})").format(
+    """SQL: the status of `new` replaces `old` (final first, then latest event time, then
+    rank)."""
+    new_status = sql.SQL("{}.status").format(sql.Identifier(new))
+    old_status = sql.SQL("{}.status").format(sql.Identifier(old))
+    return sql.SQL(
+        "({new_final}, {new}.status_at, {new_rank}) > ({old_final}, {old}.status_at, {old_rank})"
+    ).format(
         new=sql.Identifier(new),
         old=sql.Identifier(old),
-        new_rank=_STATUS_RANK.format(sql.SQL("{}.status").format(sql.Identifier(new))),
-        old_rank=_STATUS_RANK.format(sql.SQL("{}.status").format(sql.Identifier(old))),
+        new_final=_final(new_status),
+        old_final=_final(old_status),
+        new_rank=_STATUS_RANK.format(new_status),
+        old_rank=_STATUS_RANK.format(old_status),
     )
 
 
@@ -244,6 +268,113 @@ _FRAME_TIMES = sql.SQL(
     " AND d.media_id = f.media_id AND d.frame_index = f.frame_index"
 )
 
+_RUN_PROGRESS_COLUMNS = (
+    "media_id",
+    "run_id",
+    "tenant_id",
+    "owner_id",
+    "status",
+    "percent",
+    "items_expected",
+    "items_completed",
+    "stages",
+    "progress_event_id",
+    "progress_at",
+)
+# Progress moves a run only while it is processing and only forward in event time (a
+# redelivery or an older report changes nothing); the percent never goes down.
+_RUN_PROGRESS = sql.SQL(
+    "INSERT INTO processing_runs ({columns}) VALUES ({values})"
+    " ON CONFLICT (media_id, run_id) DO UPDATE SET"
+    " percent = GREATEST(processing_runs.percent, EXCLUDED.percent),"
+    " items_expected = COALESCE(EXCLUDED.items_expected, processing_runs.items_expected),"
+    " items_completed = GREATEST(processing_runs.items_completed, EXCLUDED.items_completed),"
+    " stages = EXCLUDED.stages, progress_event_id = EXCLUDED.progress_event_id,"
+    " progress_at = EXCLUDED.progress_at, updated_at = now()"
+    " WHERE processing_runs.status = 'processing'"
+    " AND (EXCLUDED.progress_at, EXCLUDED.progress_event_id)"
+    " > (COALESCE(processing_runs.progress_at, '-infinity'),"
+    " COALESCE(processing_runs.progress_event_id, ''))"
+).format(columns=_column_list(_RUN_PROGRESS_COLUMNS), values=_placeholders(_RUN_PROGRESS_COLUMNS))
+
+_RUN_COMPLETION_COLUMNS = (
+    "media_id",
+    "run_id",
+    "tenant_id",
+    "owner_id",
+    "status",
+    "percent",
+    "items_expected",
+    "items_completed",
+    "items_failed",
+    "stages",
+    "errors",
+    "models",
+    "started_at",
+    "completed_at",
+    "duration_ms",
+    "completion_event_id",
+)
+# The completion is final; of two completions of one run (there should be one), the
+# latest by event time, then id, wins, so the outcome does not depend on arrival order.
+_RUN_COMPLETION = sql.SQL(
+    "INSERT INTO processing_runs ({columns}) VALUES ({values})"
+    " ON CONFLICT (media_id, run_id) DO UPDATE SET {updates},"
+    # What progress said before is superseded: the row ends the same in any read order.
+    " progress_event_id = NULL, progress_at = NULL, updated_at = now()"
+    " WHERE processing_runs.completion_event_id IS NULL"
+    " OR (EXCLUDED.completed_at, EXCLUDED.completion_event_id)"
+    " > (processing_runs.completed_at, processing_runs.completion_event_id)"
+).format(
+    columns=_column_list(_RUN_COMPLETION_COLUMNS),
+    values=_placeholders(_RUN_COMPLETION_COLUMNS),
+    updates=sql.SQL(", ").join(
+        sql.SQL("{column} = EXCLUDED.{column}").format(column=sql.Identifier(column))
+        for column in _RUN_COMPLETION_COLUMNS[4:]
+    ),
+)
+
+_OUTCOME_RANK = sql.SQL(
+    "CASE {} WHEN 'done' THEN 1 WHEN 'skipped' THEN 2 WHEN 'failed' THEN 3 ELSE 0 END"
+)
+
+
+@cache
+def _outcome_upsert(table: str, columns: tuple[str, ...]) -> sql.Composed:
+    """One upsert per work report: merges the stages' outcomes into the page or frame row
+    (created with the outcome alone when the page or frame was not read yet)."""
+    keys = ("media_id", "page_number") if table == "pages" else ("media_id", "frame_index")
+    target = sql.Identifier(table)
+    wins = sql.SQL("{new} > {old}").format(
+        new=_OUTCOME_RANK.format(sql.SQL("EXCLUDED.outcome")),
+        old=_OUTCOME_RANK.format(sql.SQL("{}.outcome").format(target)),
+    )
+    assignments = [
+        sql.SQL("stages = {t}.stages || EXCLUDED.stages").format(t=target),
+        sql.SQL("outcome = CASE WHEN {wins} THEN EXCLUDED.outcome ELSE {t}.outcome END").format(
+            wins=wins, t=target
+        ),
+        sql.SQL(
+            "outcome_reason = CASE WHEN {wins} THEN EXCLUDED.outcome_reason"
+            " ELSE {t}.outcome_reason END"
+        ).format(wins=wins, t=target),
+    ]
+    if "camera_id" in columns:
+        assignments.append(
+            sql.SQL("camera_id = COALESCE({t}.camera_id, EXCLUDED.camera_id)").format(t=target)
+        )
+    return sql.SQL(
+        "INSERT INTO {table} ({columns}) VALUES ({values}) ON CONFLICT ({keys})"
+        " DO UPDATE SET {assignments}"
+    ).format(
+        table=target,
+        columns=_column_list(columns),
+        values=_placeholders(columns),
+        keys=_column_list(keys),
+        assignments=sql.SQL(", ").join(assignments),
+    )
+
+
 _OFFSETS_SELECT = sql.SQL(
     "SELECT topic, partition, next_offset FROM projection_offsets WHERE consumer = %s"
 )
@@ -307,7 +438,7 @@ class PostgresProjection:
         for event in events:
             try:
                 mapped.append((event, event_rows(event)))
-            except RowMappingError as error:
+            except (RowMappingError, ContractError) as error:
                 raise PoisonEventError(event, f"{event.event_type}: {error}") from error
         starts: dict[TopicPartitionKey, int] = {}
         for event in events:
@@ -317,8 +448,9 @@ class PostgresProjection:
             lock_schema(self._conn, self.schema)
             stored = self._read_offsets(for_update=True)
             self._check_position(stored, starts, next_offsets)
-            for event, rows in mapped:
-                self._write(event, rows)
+            deleted = self._deleted({rows.media_id for _, rows in mapped if rows.media_id})
+            for _, rows in mapped:
+                self._write(rows, deleted)
             for (topic, partition), offset in next_offsets.items():
                 self._conn.execute(_OFFSETS_UPSERT, (self.consumer_group, topic, partition, offset))
             if self.before_commit is not None:
@@ -347,9 +479,11 @@ class PostgresProjection:
             self._expected.update(stored)
             raise PositionMovedError(stored)
 
-    def _write(self, event: ProjectedEvent, rows: EventRows) -> None:
+    def _write(self, rows: EventRows, deleted: set[str]) -> None:
+        """Writes one event's rows; `deleted` holds the media erased so far (and grows)."""
         conn = self._conn
-        conn.execute(_AUDIT_INSERT, rows.audit)
+        if rows.audit is not None:
+            conn.execute(_AUDIT_INSERT, rows.audit)
         if rows.media_id is None:
             return
         if rows.erase:
@@ -358,7 +492,8 @@ class PostgresProjection:
                     sql.SQL("DELETE FROM {} WHERE media_id = %s").format(sql.Identifier(table)),
                     (rows.media_id,),
                 )
-        elif self._is_deleted(rows.media_id):
+            deleted.add(rows.media_id)
+        elif rows.media_id in deleted:
             # Erased media stays erased: results read after its deletion are not kept.
             return
         if rows.media is not None:
@@ -371,12 +506,29 @@ class PostgresProjection:
                     conn.execute(_FRAME_TIMES, row)
         for status in rows.processing:
             conn.execute(_PROCESSING_UPSERT, status)
+        if rows.run is not None:
+            self._write_run(rows.run)
+        if rows.outcome is not None:
+            self._write_outcome(rows.outcome)
 
-    def _is_deleted(self, media_id: str) -> bool:
-        row = self._conn.execute(
-            "SELECT status FROM media WHERE media_id = %s", (media_id,)
-        ).fetchone()
-        return row is not None and row["status"] == "deleted"
+    def _deleted(self, media_ids: set[str]) -> set[str]:
+        """The media of this batch that are erased already: one query per batch, not one
+        per event (work reports arrive for every camera frame)."""
+        if not media_ids:
+            return set()
+        found = self._conn.execute(
+            "SELECT media_id FROM media WHERE media_id = ANY(%s) AND status = 'deleted'",
+            (sorted(media_ids),),
+        ).fetchall()
+        return {row["media_id"] for row in found}
+
+    def _write_run(self, change: RunChange) -> None:
+        query = _RUN_PROGRESS if change.kind == "progress" else _RUN_COMPLETION
+        self._conn.execute(query, _adapt(change.values))
+
+    def _write_outcome(self, outcome: ItemOutcome) -> None:
+        values = outcome.values
+        self._conn.execute(_outcome_upsert(outcome.table, tuple(values)), _adapt(values))
 
     def _write_media(self, change: MediaChange) -> None:
         if change.kind == "upload":

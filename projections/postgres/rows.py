@@ -1,10 +1,17 @@
 """Pure mapping from one decoded event to the PostgreSQL read-model rows it implies.
 
 No I/O here: `event_rows` turns a `ProjectedEvent` into an `EventRows` value (the media
-change, result rows per table, processing-status rows, the audit row) and the projection
-writes it. Values stay plain Python (dicts and lists for `jsonb` columns, see
-`JSONB_COLUMNS`). Input the read model cannot represent (a missing field, a non-finite
-number, an inverted box) raises `RowMappingError` with the field that is wrong.
+change, result rows per table, processing-status rows, a run's progress or completion, a
+page's or frame's stage outcomes, the audit row) and the projection writes it. Values stay
+plain Python (dicts and lists for `jsonb` columns, see `JSONB_COLUMNS`).
+
+Each mapper narrows its event once to the contract's record (`visionlog.contracts`), whose
+shape the codec guarantees for every decoded event, and reads its fields directly; mypy
+checks every field read here. What is left to check is values the contracts cannot rule
+out: non-finite numbers, inverted boxes, a confidence outside 0..1, a relation index
+without its object, a track id twice in one update, negative counts, a percent outside
+0..100. Such an event raises `RowMappingError` with the field that is wrong (it is
+dead-lettered); an event type outside the catalogue raises `RecordContractError`.
 
 Read-model rows never copy payload bytes or free text that the read model does not need:
 failures keep the error, not the failed message; redactions keep counts and regions, not
@@ -15,14 +22,38 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, Literal
 
 from processors.stage import item_label
 from projections.runtime import ProjectedEvent
-from projections.stages import PROJECTED_EVENTS, RESULT_STAGES
+from projections.stages import COMPLETION_STATUS, PROJECTED_EVENTS, RESULT_STAGES
+from visionlog.contracts import (
+    BlobRef,
+    BoundingBox,
+    CodesDecoded,
+    Envelope,
+    EventProcessed,
+    FrameCaptured,
+    ItemRef,
+    MediaCompleted,
+    MediaDeleted,
+    MediaProgressed,
+    MediaRedacted,
+    MediaUploaded,
+    ModelRef,
+    ObjectsDetected,
+    OutputGenerated,
+    PageRendered,
+    Point,
+    ProcessingFailed,
+    SceneDescribed,
+    StageTally,
+    TextRecognized,
+    TrackUpdated,
+    typed_record,
+)
 
 Row = dict[str, Any]
 
@@ -51,6 +82,7 @@ MEDIA_RESULT_TABLES: tuple[str, ...] = (
     "scenes",
     "outputs",
     "processing_status",
+    "processing_runs",
 )
 
 JSONB_COLUMNS: frozenset[str] = frozenset(
@@ -65,10 +97,20 @@ JSONB_COLUMNS: frozenset[str] = frozenset(
         "sentences",
         "objects",
         "relations",
+        "stages",
+        "errors",
     }
 )
 
 MediaChangeKind = Literal["upload", "status", "delete"]
+RunChangeKind = Literal["progress", "completion"]
+
+# Run id of an item's own processing after upload (the key cannot be NULL).
+OWN_RUN = ""
+# StageOutcome statuses that say something about a page or frame, and how telling each is:
+# a failure outranks a skip, a skip outranks done. NOT_APPLICABLE (and UNKNOWN, a symbol
+# this reader does not know) is left out: it is the normal state of most stages.
+OUTCOME_RANK: dict[str, int] = {"done": 1, "skipped": 2, "failed": 3}
 
 _PAGE_KEY = re.compile(r"/pages/(?P<page>\d+)\.[a-z0-9]+$")
 _FRAME_KEY = re.compile(r"/frames/(?:[^/]+/)?(?P<frame>\d+)\.[a-z0-9]+$")
@@ -87,91 +129,63 @@ class MediaChange:
 
 
 @dataclass(frozen=True)
+class RunChange:
+    """Progress or completion of one processing run (`processing_runs`)."""
+
+    kind: RunChangeKind
+    values: Row
+
+
+@dataclass(frozen=True)
+class ItemOutcome:
+    """What the stages of one work report did with a page or frame: merged into its row."""
+
+    table: Literal["pages", "frames"]
+    values: Row
+
+
+@dataclass(frozen=True)
 class EventRows:
     event_id: str
     event_type: str
     media_id: str | None
-    audit: Row
+    # None for processing reports (projections.stages.REPORT_EVENTS): not audited.
+    audit: Row | None
     media: MediaChange | None = None
     # Result rows per table, in insertion order.
     results: dict[str, list[Row]] = field(default_factory=dict)
     processing: list[Row] = field(default_factory=list)
     # MediaDeleted: remove every result row of `media_id` (the audit trail stays).
     erase: bool = False
+    run: RunChange | None = None
+    outcome: ItemOutcome | None = None
 
 
-# ---------------------------------------------------------------- field access
+# ---------------------------------------------------------------- value checks
 
 
-def _get(record: Mapping[str, Any], key: str, path: str) -> Any:
-    if not isinstance(record, Mapping):
-        raise RowMappingError(f"{path} is {type(record).__name__}, expected a record")
-    if key not in record:
-        raise RowMappingError(f"{path}.{key} is missing")
-    return record[key]
-
-
-def _text(record: Mapping[str, Any], key: str, path: str) -> str:
-    value = _get(record, key, path)
-    if not isinstance(value, str):
-        raise RowMappingError(f"{path}.{key} is {value!r}, expected a string")
-    return value
-
-
-def _optional_text(record: Mapping[str, Any], key: str, path: str) -> str | None:
-    value = _get(record, key, path)
-    if value is not None and not isinstance(value, str):
-        raise RowMappingError(f"{path}.{key} is {value!r}, expected a string or null")
-    return value
-
-
-def _int(record: Mapping[str, Any], key: str, path: str) -> int:
-    value = _get(record, key, path)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise RowMappingError(f"{path}.{key} is {value!r}, expected an integer")
-    return value
-
-
-def _optional_int(record: Mapping[str, Any], key: str, path: str) -> int | None:
-    if _get(record, key, path) is None:
-        return None
-    return _int(record, key, path)
-
-
-def _float(record: Mapping[str, Any], key: str, path: str) -> float:
-    value = _get(record, key, path)
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise RowMappingError(f"{path}.{key} is {value!r}, expected a number")
+def _finite(value: float, path: str) -> float:
+    """`value` unless it is NaN or infinite, which no read-model column can hold."""
     if not math.isfinite(value):
-        raise RowMappingError(f"{path}.{key} is {value!r}, expected a finite number")
-    return float(value)
-
-
-def _optional_float(record: Mapping[str, Any], key: str, path: str) -> float | None:
-    if _get(record, key, path) is None:
-        return None
-    return _float(record, key, path)
-
-
-def _time(record: Mapping[str, Any], key: str, path: str) -> datetime:
-    value = _get(record, key, path)
-    if not isinstance(value, datetime) or value.tzinfo is None:
-        raise RowMappingError(f"{path}.{key} is {value!r}, expected a timezone-aware datetime")
+        raise RowMappingError(f"{path} is {value!r}, expected a finite number")
     return value
 
 
-def _list(record: Mapping[str, Any], key: str, path: str) -> list[Any]:
-    value = _get(record, key, path)
-    if not isinstance(value, list):
-        raise RowMappingError(f"{path}.{key} is {type(value).__name__}, expected an array")
+def _optional_finite(value: float | None, path: str) -> float | None:
+    return None if value is None else _finite(value, path)
+
+
+def _unit_interval(value: float, path: str) -> float:
+    """A finite `value` between 0 and 1 (a detector's confidence)."""
+    if not 0.0 <= _finite(value, path) <= 1.0:
+        raise RowMappingError(f"{path} is {value}, expected 0..1")
     return value
 
 
-def _map(record: Mapping[str, Any], key: str, path: str) -> dict[str, Any]:
-    value = _get(record, key, path)
-    if not isinstance(value, Mapping):
-        raise RowMappingError(f"{path}.{key} is {type(value).__name__}, expected a map")
-    return dict(value)
+def _count(value: int, path: str) -> int:
+    if value < 0:
+        raise RowMappingError(f"{path} is {value}, expected a count")
+    return value
 
 
 # ---------------------------------------------------------------- shared pieces
@@ -183,24 +197,38 @@ def split_tool(tool: str) -> tuple[str, str]:
     return name, version
 
 
-def _primary_model(models: Sequence[Any], path: str, fallback: str) -> tuple[str, str]:
+def _primary_model(models: Sequence[ModelRef], fallback: str) -> tuple[str, str]:
     """The first model of a `models` list; `fallback` ("name/version") when there is none."""
     if not models:
         return split_tool(fallback)
-    first = models[0]
-    return _text(first, "name", f"{path}[0]"), _text(first, "version", f"{path}[0]")
+    return models[0]["name"], models[0]["version"]
 
 
-def _box(record: Mapping[str, Any], path: str) -> Row:
-    box = {key: _float(record, key, path) for key in ("x_min", "y_min", "x_max", "y_max")}
-    if box["x_min"] > box["x_max"] or box["y_min"] > box["y_max"]:
-        raise RowMappingError(f"{path} is inverted: {box}")
-    return box
+def _model_json(model: ModelRef) -> Row:
+    return {
+        "name": model["name"],
+        "version": model["version"],
+        "source": model["source"],
+        "licence": model["licence"],
+        "runtime": model["runtime"],
+    }
 
 
-def _polygon(points: Sequence[Any], path: str) -> list[Row]:
+def _box(box: BoundingBox, path: str) -> Row:
+    values = {
+        "x_min": _finite(box["x_min"], f"{path}.x_min"),
+        "y_min": _finite(box["y_min"], f"{path}.y_min"),
+        "x_max": _finite(box["x_max"], f"{path}.x_max"),
+        "y_max": _finite(box["y_max"], f"{path}.y_max"),
+    }
+    if values["x_min"] > values["x_max"] or values["y_min"] > values["y_max"]:
+        raise RowMappingError(f"{path} is inverted: {values}")
+    return values
+
+
+def _polygon(points: Sequence[Point], path: str) -> list[Row]:
     return [
-        {"x": _float(point, "x", f"{path}[{i}]"), "y": _float(point, "y", f"{path}[{i}]")}
+        {"x": _finite(point["x"], f"{path}[{i}].x"), "y": _finite(point["y"], f"{path}[{i}].y")}
         for i, point in enumerate(points)
     ]
 
@@ -213,116 +241,100 @@ def _polygon_box(polygon: Sequence[Row], path: str) -> Row:
     return {"x_min": min(xs), "y_min": min(ys), "x_max": max(xs), "y_max": max(ys)}
 
 
-def _blob(record: Mapping[str, Any], key: str, path: str, prefix: str) -> Row:
-    blob = _get(record, key, path)
-    where = f"{path}.{key}"
+def _blob(blob: BlobRef, prefix: str) -> Row:
     return {
-        f"{prefix}_bucket": _text(blob, "bucket", where),
-        f"{prefix}_key": _text(blob, "key", where),
-        f"{prefix}_sha256": _text(blob, "sha256", where),
-        f"{prefix}_size_bytes": _int(blob, "size_bytes", where),
-        f"{prefix}_content_type": _text(blob, "content_type", where),
+        f"{prefix}_bucket": blob["bucket"],
+        f"{prefix}_key": blob["key"],
+        f"{prefix}_sha256": blob["sha256"],
+        f"{prefix}_size_bytes": blob["size_bytes"],
+        f"{prefix}_content_type": blob["content_type"],
     }
 
 
-@dataclass(frozen=True)
-class _Envelope:
-    event_id: str
-    event_type: str
-    tenant_id: str
-    owner_id: str | None
-    occurred_at: datetime
+def _envelope(event: ProjectedEvent, envelope: Envelope) -> Envelope:
+    """The event's envelope, once it is known to name the event's own type."""
+    if envelope["event_type"] != event.event_type:
+        raise RowMappingError(
+            f"envelope.event_type is {envelope['event_type']!r} but the event is "
+            f"{event.event_type!r}"
+        )
+    return envelope
 
 
-def _envelope(record: Mapping[str, Any]) -> _Envelope:
-    envelope = _get(record, "envelope", "event")
-    return _Envelope(
-        event_id=_text(envelope, "event_id", "envelope"),
-        event_type=_text(envelope, "event_type", "envelope"),
-        tenant_id=_text(envelope, "tenant_id", "envelope"),
-        owner_id=_optional_text(envelope, "owner_id", "envelope"),
-        occurred_at=_time(envelope, "occurred_at", "envelope"),
-    )
-
-
-def _audit(event: ProjectedEvent, env: _Envelope, media_id: str | None) -> Row:
-    envelope = event.record["envelope"]
+def _audit(event: ProjectedEvent, env: Envelope, media_id: str | None) -> Row:
     return {
-        "event_id": env.event_id,
+        "event_id": env["event_id"],
         "event_type": event.event_type,
         "media_id": media_id,
-        "tenant_id": env.tenant_id,
-        "owner_id": env.owner_id,
-        "producer": _text(envelope, "producer", "envelope"),
-        "correlation_id": _text(envelope, "correlation_id", "envelope"),
-        "causation_id": _optional_text(envelope, "causation_id", "envelope"),
-        "occurred_at": env.occurred_at,
+        "tenant_id": env["tenant_id"],
+        "owner_id": env["owner_id"],
+        "producer": env["producer"],
+        "correlation_id": env["correlation_id"],
+        "causation_id": env["causation_id"],
+        "occurred_at": env["occurred_at"],
         "topic": event.topic,
         "partition": event.partition,
         "offset": event.offset,
     }
 
 
-def _item(record: Mapping[str, Any]) -> Row:
+def _item(item: ItemRef) -> Row:
     """Label, page, frame and camera of the event's item ("original" for whole images)."""
-    item = _get(record, "item", "event")
-    page = _optional_int(item, "page_number", "item")
-    frame = _optional_int(item, "frame_index", "item")
     return {
-        "item_label": item_label({"page_number": page, "frame_index": frame}),
-        "page_number": page,
-        "frame_index": frame,
-        "camera_id": _optional_text(item, "camera_id", "item"),
+        "item_label": item_label(item),
+        "page_number": item["page_number"],
+        "frame_index": item["frame_index"],
+        "camera_id": item["camera_id"],
     }
 
 
-def _owned(env: _Envelope, media_id: str) -> Row:
+def _owned(env: Envelope, media_id: str) -> Row:
     return {
-        "event_id": env.event_id,
-        "tenant_id": env.tenant_id,
-        "owner_id": env.owner_id,
+        "event_id": env["event_id"],
+        "tenant_id": env["tenant_id"],
+        "owner_id": env["owner_id"],
         "media_id": media_id,
     }
 
 
 def _status_change(
-    env: _Envelope, media_id: str, status: str, camera_id: str | None = None
+    env: Envelope, media_id: str, status: str, camera_id: str | None = None
 ) -> MediaChange:
     return MediaChange(
         "status",
         {
             "media_id": media_id,
-            "tenant_id": env.tenant_id,
-            "owner_id": env.owner_id,
+            "tenant_id": env["tenant_id"],
+            "owner_id": env["owner_id"],
             "status": status,
-            "status_at": env.occurred_at,
+            "status_at": env["occurred_at"],
             "camera_id": camera_id,
         },
     )
 
 
-def _done(env: _Envelope, media_id: str, stage: str, label: str, model: tuple[str, str]) -> Row:
+def _done(env: Envelope, media_id: str, stage: str, label: str, model: tuple[str, str]) -> Row:
     return {
         "media_id": media_id,
         "stage": stage,
         "item_label": label,
         "model_version": model[1],
-        "tenant_id": env.tenant_id,
-        "owner_id": env.owner_id,
+        "tenant_id": env["tenant_id"],
+        "owner_id": env["owner_id"],
         "model_name": model[0],
         "status": "done",
         "error_type": None,
         "error": None,
         "retryable": None,
         "attempts": None,
-        "event_id": env.event_id,
-        "event_at": env.occurred_at,
+        "event_id": env["event_id"],
+        "event_at": env["occurred_at"],
     }
 
 
 def _result(
     event: ProjectedEvent,
-    env: _Envelope,
+    env: Envelope,
     media_id: str,
     table: str,
     rows: list[Row],
@@ -332,7 +344,7 @@ def _result(
 ) -> EventRows:
     """Rows of a result event: its table, its stage done, the media processing."""
     return EventRows(
-        event_id=env.event_id,
+        event_id=env["event_id"],
         event_type=event.event_type,
         media_id=media_id,
         audit=_audit(event, env, media_id),
@@ -345,35 +357,36 @@ def _result(
 # ---------------------------------------------------------------- per event type
 
 
-def _media_uploaded(event: ProjectedEvent, env: _Envelope) -> EventRows:
-    record = event.record
-    media_id = _text(record, "media_id", "event")
-    labels = _map(record, "labels", "event")
+def _media_uploaded(event: ProjectedEvent) -> EventRows:
+    record = typed_record(MediaUploaded, event.event_type, event.record)
+    env = _envelope(event, record["envelope"])
+    media_id = record["media_id"]
+    labels = dict(record["labels"])
     values: Row = {
         "media_id": media_id,
-        "tenant_id": env.tenant_id,
-        "owner_id": env.owner_id,
-        "event_id": env.event_id,
+        "tenant_id": env["tenant_id"],
+        "owner_id": env["owner_id"],
+        "event_id": env["event_id"],
         "status": "uploaded",
-        "status_at": env.occurred_at,
-        "kind": _text(record, "media_kind", "event"),
-        "filename": _optional_text(record, "original_filename", "event"),
-        "source": _text(record, "source", "event"),
-        "source_uri": _optional_text(record, "source_uri", "event"),
-        "profile": _text(record, "profile", "event"),
-        "duplicate_of": _optional_text(record, "duplicate_of", "event"),
-        **_blob(record, "original", "event", "original"),
-        "width": _optional_int(record, "width", "event"),
-        "height": _optional_int(record, "height", "event"),
-        "page_count": _optional_int(record, "page_count", "event"),
-        "duration_ms": _optional_int(record, "duration_ms", "event"),
-        "fps": _optional_float(record, "fps", "event"),
+        "status_at": env["occurred_at"],
+        "kind": record["media_kind"],
+        "filename": record["original_filename"],
+        "source": record["source"],
+        "source_uri": record["source_uri"],
+        "profile": record["profile"],
+        "duplicate_of": record["duplicate_of"],
+        **_blob(record["original"], "original"),
+        "width": record["width"],
+        "height": record["height"],
+        "page_count": record["page_count"],
+        "duration_ms": record["duration_ms"],
+        "fps": _optional_finite(record["fps"], "event.fps"),
         "labels": labels,
         "camera_id": labels.get("camera_id"),
-        "uploaded_at": env.occurred_at,
+        "uploaded_at": env["occurred_at"],
     }
     return EventRows(
-        event_id=env.event_id,
+        event_id=env["event_id"],
         event_type=event.event_type,
         media_id=media_id,
         audit=_audit(event, env, media_id),
@@ -381,21 +394,22 @@ def _media_uploaded(event: ProjectedEvent, env: _Envelope) -> EventRows:
     )
 
 
-def _media_deleted(event: ProjectedEvent, env: _Envelope) -> EventRows:
-    record = event.record
-    media_id = _text(record, "media_id", "event")
+def _media_deleted(event: ProjectedEvent) -> EventRows:
+    record = typed_record(MediaDeleted, event.event_type, event.record)
+    env = _envelope(event, record["envelope"])
+    media_id = record["media_id"]
     values: Row = {
         "media_id": media_id,
-        "tenant_id": env.tenant_id,
-        "owner_id": env.owner_id,
+        "tenant_id": env["tenant_id"],
+        "owner_id": env["owner_id"],
         "status": "deleted",
-        "status_at": env.occurred_at,
-        "deleted_at": env.occurred_at,
-        "deleted_reason": _text(record, "reason", "event"),
-        "deleted_by": _text(record, "requested_by", "event"),
+        "status_at": env["occurred_at"],
+        "deleted_at": env["occurred_at"],
+        "deleted_reason": record["reason"],
+        "deleted_by": record["requested_by"],
     }
     return EventRows(
-        event_id=env.event_id,
+        event_id=env["event_id"],
         event_type=event.event_type,
         media_id=media_id,
         audit=_audit(event, env, media_id),
@@ -404,50 +418,52 @@ def _media_deleted(event: ProjectedEvent, env: _Envelope) -> EventRows:
     )
 
 
-def _page_rendered(event: ProjectedEvent, env: _Envelope) -> EventRows:
-    record = event.record
-    media_id = _text(record, "media_id", "event")
-    page = _int(record, "page_number", "event")
+def _page_rendered(event: ProjectedEvent) -> EventRows:
+    record = typed_record(PageRendered, event.event_type, event.record)
+    env = _envelope(event, record["envelope"])
+    media_id = record["media_id"]
+    page = record["page_number"]
     label = item_label({"page_number": page})
-    renderer = _text(record, "renderer", "event")
+    renderer = record["renderer"]
     row: Row = {
         **_owned(env, media_id),
         "page_number": page,
         "item_label": label,
-        "page_count": _int(record, "page_count", "event"),
-        "dpi": _int(record, "dpi", "event"),
-        "width": _int(record, "width", "event"),
-        "height": _int(record, "height", "event"),
-        **_blob(record, "image", "event", "image"),
+        "page_count": record["page_count"],
+        "dpi": record["dpi"],
+        "width": record["width"],
+        "height": record["height"],
+        **_blob(record["image"], "image"),
         "renderer": renderer,
-        "repaired": bool(_get(record, "repaired", "event")),
-        "occurred_at": env.occurred_at,
+        "repaired": record["repaired"],
+        "occurred_at": env["occurred_at"],
     }
     return _result(event, env, media_id, "pages", [row], label, split_tool(renderer))
 
 
-def _frame_captured(event: ProjectedEvent, env: _Envelope) -> EventRows:
-    record = event.record
-    media_id = _text(record, "media_id", "event")
-    frame = _int(record, "frame_index", "event")
-    camera_id = _optional_text(record, "camera_id", "event")
+def _frame_captured(event: ProjectedEvent) -> EventRows:
+    record = typed_record(FrameCaptured, event.event_type, event.record)
+    env = _envelope(event, record["envelope"])
+    media_id = record["media_id"]
+    frame = record["frame_index"]
+    camera_id = record["camera_id"]
     row: Row = {
         **_owned(env, media_id),
         "frame_index": frame,
         "item_label": item_label({"frame_index": frame}),
         "camera_id": camera_id,
-        "timestamp_ms": _int(record, "timestamp_ms", "event"),
-        "captured_at": _time(record, "captured_at", "event"),
-        "width": _int(record, "width", "event"),
-        "height": _int(record, "height", "event"),
-        **_blob(record, "image", "event", "image"),
-        "source_fps": _optional_float(record, "source_fps", "event"),
-        "sampling_fps": _optional_float(record, "sampling_fps", "event"),
-        "occurred_at": env.occurred_at,
+        "timestamp_ms": record["timestamp_ms"],
+        "captured_at": record["captured_at"],
+        "width": record["width"],
+        "height": record["height"],
+        **_blob(record["image"], "image"),
+        "source_fps": _optional_finite(record["source_fps"], "event.source_fps"),
+        "sampling_fps": _optional_finite(record["sampling_fps"], "event.sampling_fps"),
+        "occurred_at": env["occurred_at"],
     }
     # Capturing is ingestion, not a processing stage: no processing_status row.
     return EventRows(
-        event_id=env.event_id,
+        event_id=env["event_id"],
         event_type=event.event_type,
         media_id=media_id,
         audit=_audit(event, env, media_id),
@@ -456,46 +472,47 @@ def _frame_captured(event: ProjectedEvent, env: _Envelope) -> EventRows:
     )
 
 
-def _text_recognized(event: ProjectedEvent, env: _Envelope) -> EventRows:
-    record = event.record
-    media_id = _text(record, "media_id", "event")
-    item = _item(record)
-    models = _list(record, "models", "event")
-    model = _primary_model(models, "models", "unknown/")
+def _text_recognized(event: ProjectedEvent) -> EventRows:
+    record = typed_record(TextRecognized, event.event_type, event.record)
+    env = _envelope(event, record["envelope"])
+    media_id = record["media_id"]
+    item = _item(record["item"])
+    models = record["models"]
+    model = _primary_model(models, "unknown/")
     blocks: list[Row] = []
     confidences: list[float] = []
-    for b, block in enumerate(_list(record, "blocks", "event")):
+    for b, block in enumerate(record["blocks"]):
         where = f"blocks[{b}]"
         lines: list[Row] = []
-        for n, line in enumerate(_list(block, "lines", where)):
+        for n, line in enumerate(block["lines"]):
             line_where = f"{where}.lines[{n}]"
             words: list[Row] = []
-            for w, word in enumerate(_list(line, "words", line_where)):
+            for w, word in enumerate(line["words"]):
                 word_where = f"{line_where}.words[{w}]"
-                confidence = _float(word, "confidence", word_where)
+                confidence = _finite(word["confidence"], f"{word_where}.confidence")
                 confidences.append(confidence)
                 words.append(
                     {
-                        "text": _text(word, "text", word_where),
+                        "text": word["text"],
                         "confidence": confidence,
-                        "polygon": _polygon(_list(word, "polygon", word_where), word_where),
+                        "polygon": _polygon(word["polygon"], f"{word_where}.polygon"),
                     }
                 )
             lines.append(
                 {
-                    "text": _text(line, "text", line_where),
-                    "confidence": _float(line, "confidence", line_where),
-                    "polygon": _polygon(_list(line, "polygon", line_where), line_where),
+                    "text": line["text"],
+                    "confidence": _finite(line["confidence"], f"{line_where}.confidence"),
+                    "polygon": _polygon(line["polygon"], f"{line_where}.polygon"),
                     "words": words,
                 }
             )
         blocks.append(
             {
-                "reading_order": _int(block, "reading_order", where),
-                "text": _text(block, "text", where),
-                "confidence": _float(block, "confidence", where),
-                "language": _optional_text(block, "language", where),
-                "polygon": _polygon(_list(block, "polygon", where), where),
+                "reading_order": block["reading_order"],
+                "text": block["text"],
+                "confidence": _finite(block["confidence"], f"{where}.confidence"),
+                "language": block["language"],
+                "polygon": _polygon(block["polygon"], f"{where}.polygon"),
                 "lines": lines,
             }
         )
@@ -504,70 +521,57 @@ def _text_recognized(event: ProjectedEvent, env: _Envelope) -> EventRows:
         **item,
         "model_name": model[0],
         "model_version": model[1],
-        "models": [_model_json(m, f"models[{i}]") for i, m in enumerate(models)],
-        "image_width": _int(record, "image_width", "event"),
-        "image_height": _int(record, "image_height", "event"),
-        "full_text": _text(record, "full_text", "event"),
-        "languages": [str(language) for language in _list(record, "languages", "event")],
-        "orientation_degrees": _int(record, "orientation_degrees", "event"),
-        "skew_degrees": _float(record, "skew_degrees", "event"),
-        "preprocessing": [str(step) for step in _list(record, "preprocessing", "event")],
+        "models": [_model_json(m) for m in models],
+        "image_width": record["image_width"],
+        "image_height": record["image_height"],
+        "full_text": record["full_text"],
+        "languages": list(record["languages"]),
+        "orientation_degrees": record["orientation_degrees"],
+        "skew_degrees": _finite(record["skew_degrees"], "event.skew_degrees"),
+        "preprocessing": list(record["preprocessing"]),
         "block_count": len(blocks),
         "word_count": len(confidences),
         "mean_confidence": sum(confidences) / len(confidences) if confidences else None,
         "blocks": blocks,
-        "inference_ms": _float(record, "inference_ms", "event"),
-        "occurred_at": env.occurred_at,
+        "inference_ms": _finite(record["inference_ms"], "event.inference_ms"),
+        "occurred_at": env["occurred_at"],
     }
     return _result(
         event, env, media_id, "text_results", [row], item["item_label"], model, item["camera_id"]
     )
 
 
-def _model_json(model: Mapping[str, Any], path: str) -> Row:
-    return {
-        "name": _text(model, "name", path),
-        "version": _text(model, "version", path),
-        "source": _text(model, "source", path),
-        "licence": _optional_text(model, "licence", path),
-        "runtime": _optional_text(model, "runtime", path),
-    }
-
-
-def _objects_detected(event: ProjectedEvent, env: _Envelope) -> EventRows:
-    record = event.record
-    media_id = _text(record, "media_id", "event")
-    item = _item(record)
-    model_record = _model_json(_get(record, "model", "event"), "model")
-    model = (model_record["name"], model_record["version"])
-    width = _int(record, "image_width", "event")
-    height = _int(record, "image_height", "event")
-    threshold = _float(record, "score_threshold", "event")
+def _objects_detected(event: ProjectedEvent) -> EventRows:
+    record = typed_record(ObjectsDetected, event.event_type, event.record)
+    env = _envelope(event, record["envelope"])
+    media_id = record["media_id"]
+    item = _item(record["item"])
+    model = (record["model"]["name"], record["model"]["version"])
+    width = record["image_width"]
+    height = record["image_height"]
+    threshold = _finite(record["score_threshold"], "event.score_threshold")
     rows: list[Row] = []
-    for index, detection in enumerate(_list(record, "detections", "event")):
+    for index, detection in enumerate(record["detections"]):
         where = f"detections[{index}]"
-        confidence = _float(detection, "confidence", where)
-        if not 0.0 <= confidence <= 1.0:
-            raise RowMappingError(f"{where}.confidence is {confidence}, expected 0..1")
         rows.append(
             {
                 **_owned(env, media_id),
                 "box_index": index,
                 **item,
                 # The projection replaces this by the frame's capture time when it knows it.
-                "observed_at": env.occurred_at,
-                "class_name": _text(detection, "class_name", where),
-                "class_id": _int(detection, "class_id", where),
-                "confidence": confidence,
-                **_box(_get(detection, "box", where), f"{where}.box"),
-                "distance_m": _optional_float(detection, "distance_m", where),
-                "track_id": _optional_int(detection, "track_id", where),
+                "observed_at": env["occurred_at"],
+                "class_name": detection["class_name"],
+                "class_id": detection["class_id"],
+                "confidence": _unit_interval(detection["confidence"], f"{where}.confidence"),
+                **_box(detection["box"], f"{where}.box"),
+                "distance_m": _optional_finite(detection["distance_m"], f"{where}.distance_m"),
+                "track_id": detection["track_id"],
                 "image_width": width,
                 "image_height": height,
                 "model_name": model[0],
                 "model_version": model[1],
                 "score_threshold": threshold,
-                "occurred_at": env.occurred_at,
+                "occurred_at": env["occurred_at"],
             }
         )
     return _result(
@@ -575,31 +579,30 @@ def _objects_detected(event: ProjectedEvent, env: _Envelope) -> EventRows:
     )
 
 
-def _codes_decoded(event: ProjectedEvent, env: _Envelope) -> EventRows:
-    record = event.record
-    media_id = _text(record, "media_id", "event")
-    item = _item(record)
-    decoders = [str(name) for name in _list(record, "decoders", "event")]
-    model = _primary_model(
-        _list(record, "models", "event"), "models", decoders[0] if decoders else "unknown/"
-    )
+def _codes_decoded(event: ProjectedEvent) -> EventRows:
+    record = typed_record(CodesDecoded, event.event_type, event.record)
+    env = _envelope(event, record["envelope"])
+    media_id = record["media_id"]
+    item = _item(record["item"])
+    decoders = record["decoders"]
+    model = _primary_model(record["models"], decoders[0] if decoders else "unknown/")
     rows: list[Row] = []
-    for index, code in enumerate(_list(record, "codes", "event")):
+    for index, code in enumerate(record["codes"]):
         where = f"codes[{index}]"
-        polygon = _polygon(_list(code, "polygon", where), f"{where}.polygon")
+        polygon = _polygon(code["polygon"], f"{where}.polygon")
         rows.append(
             {
                 **_owned(env, media_id),
                 "code_index": index,
                 **item,
-                "symbology": _text(code, "symbology", where),
-                "text": _text(code, "text", where),
-                "decoder": _text(code, "decoder", where),
+                "symbology": code["symbology"],
+                "text": code["text"],
+                "decoder": code["decoder"],
                 "polygon": polygon,
                 **_polygon_box(polygon, f"{where}.polygon"),
                 "model_name": model[0],
                 "model_version": model[1],
-                "occurred_at": env.occurred_at,
+                "occurred_at": env["occurred_at"],
             }
         )
     return _result(
@@ -607,16 +610,17 @@ def _codes_decoded(event: ProjectedEvent, env: _Envelope) -> EventRows:
     )
 
 
-def _track_updated(event: ProjectedEvent, env: _Envelope) -> EventRows:
-    record = event.record
-    media_id = _text(record, "media_id", "event")
-    item = _item(record)
-    model = split_tool(_text(record, "tracker", "event"))
+def _track_updated(event: ProjectedEvent) -> EventRows:
+    record = typed_record(TrackUpdated, event.event_type, event.record)
+    env = _envelope(event, record["envelope"])
+    media_id = record["media_id"]
+    item = _item(record["item"])
+    model = split_tool(record["tracker"])
     rows: list[Row] = []
     seen: set[int] = set()
-    for index, track in enumerate(_list(record, "tracks", "event")):
+    for index, track in enumerate(record["tracks"]):
         where = f"tracks[{index}]"
-        track_id = _int(track, "track_id", where)
+        track_id = track["track_id"]
         if track_id in seen:
             raise RowMappingError(f"{where}.track_id {track_id} appears twice in one update")
         seen.add(track_id)
@@ -627,15 +631,15 @@ def _track_updated(event: ProjectedEvent, env: _Envelope) -> EventRows:
                 "item_label": item["item_label"],
                 "frame_index": item["frame_index"],
                 "camera_id": item["camera_id"],
-                "class_name": _text(track, "class_name", where),
-                "state": _text(track, "state", where),
-                "confidence": _float(track, "confidence", where),
-                **_box(_get(track, "box", where), f"{where}.box"),
-                "first_frame_index": _int(track, "first_frame_index", where),
-                "hits": _int(track, "hits", where),
+                "class_name": track["class_name"],
+                "state": track["state"],
+                "confidence": _finite(track["confidence"], f"{where}.confidence"),
+                **_box(track["box"], f"{where}.box"),
+                "first_frame_index": track["first_frame_index"],
+                "hits": track["hits"],
                 "model_name": model[0],
                 "model_version": model[1],
-                "occurred_at": env.occurred_at,
+                "occurred_at": env["occurred_at"],
             }
         )
     return _result(
@@ -643,111 +647,105 @@ def _track_updated(event: ProjectedEvent, env: _Envelope) -> EventRows:
     )
 
 
-def _media_redacted(event: ProjectedEvent, env: _Envelope) -> EventRows:
-    record = event.record
-    media_id = _text(record, "media_id", "event")
-    item = _item(record)
-    models = _list(record, "models", "event")
-    model = _primary_model(models, "models", "unknown/")
-    redacted = _blob(record, "redacted_image", "event", "redacted")
-    text_blob = _get(record, "redacted_text", "event")
+def _media_redacted(event: ProjectedEvent) -> EventRows:
+    record = typed_record(MediaRedacted, event.event_type, event.record)
+    env = _envelope(event, record["envelope"])
+    media_id = record["media_id"]
+    item = _item(record["item"])
+    models = record["models"]
+    model = _primary_model(models, "unknown/")
+    redacted = record["redacted_image"]
+    text_blob = record["redacted_text"]
     regions: list[Row] = []
     counts: dict[str, int] = {}
-    for index, region in enumerate(_list(record, "regions", "event")):
+    for index, region in enumerate(record["regions"]):
         where = f"regions[{index}]"
-        kind = _text(region, "kind", where)
+        kind = region["kind"]
         counts[kind] = counts.get(kind, 0) + 1
         regions.append(
             {
                 "kind": kind,
-                "box": _box(_get(region, "box", where), f"{where}.box"),
-                "confidence": _float(region, "confidence", where),
+                "box": _box(region["box"], f"{where}.box"),
+                "confidence": _finite(region["confidence"], f"{where}.confidence"),
             }
         )
-    pii_counts = _map(record, "pii_counts", "event")
     row: Row = {
         **_owned(env, media_id),
         **item,
-        "method": _text(record, "method", "event"),
-        "redacted_bucket": redacted["redacted_bucket"],
-        "redacted_key": redacted["redacted_key"],
-        "redacted_sha256": redacted["redacted_sha256"],
-        "redacted_text_bucket": None
-        if text_blob is None
-        else _text(text_blob, "bucket", "redacted_text"),
-        "redacted_text_key": None
-        if text_blob is None
-        else _text(text_blob, "key", "redacted_text"),
+        "method": record["method"],
+        "redacted_bucket": redacted["bucket"],
+        "redacted_key": redacted["key"],
+        "redacted_sha256": redacted["sha256"],
+        "redacted_text_bucket": None if text_blob is None else text_blob["bucket"],
+        "redacted_text_key": None if text_blob is None else text_blob["key"],
         "regions": regions,
         "region_counts": dict(sorted(counts.items())),
-        "pii_counts": {str(k): int(v) for k, v in sorted(pii_counts.items())},
+        "pii_counts": dict(sorted(record["pii_counts"].items())),
         "model_name": model[0],
         "model_version": model[1],
-        "models": [_model_json(m, f"models[{i}]") for i, m in enumerate(models)],
-        "occurred_at": env.occurred_at,
+        "models": [_model_json(m) for m in models],
+        "occurred_at": env["occurred_at"],
     }
     return _result(
         event, env, media_id, "redactions", [row], item["item_label"], model, item["camera_id"]
     )
 
 
-def _scene_described(event: ProjectedEvent, env: _Envelope) -> EventRows:
-    record = event.record
-    media_id = _text(record, "media_id", "event")
-    item = _item(record)
-    models = _list(record, "models", "event")
-    model = _primary_model(models, "models", "unknown/")
+def _scene_described(event: ProjectedEvent) -> EventRows:
+    record = typed_record(SceneDescribed, event.event_type, event.record)
+    env = _envelope(event, record["envelope"])
+    media_id = record["media_id"]
+    item = _item(record["item"])
+    models = record["models"]
+    model = _primary_model(models, "unknown/")
     objects: list[Row] = []
-    for index, scene_object in enumerate(_list(record, "objects", "event")):
+    for index, scene_object in enumerate(record["objects"]):
         where = f"objects[{index}]"
         objects.append(
             {
-                "class_name": _text(scene_object, "class_name", where),
-                "box": _box(_get(scene_object, "box", where), f"{where}.box"),
-                "distance_m": _optional_float(scene_object, "distance_m", where),
-                "horizontal_position": _text(scene_object, "horizontal_position", where),
+                "class_name": scene_object["class_name"],
+                "box": _box(scene_object["box"], f"{where}.box"),
+                "distance_m": _optional_finite(scene_object["distance_m"], f"{where}.distance_m"),
+                "horizontal_position": scene_object["horizontal_position"],
             }
         )
     relations: list[Row] = []
-    for index, relation in enumerate(_list(record, "relations", "event")):
+    for index, relation in enumerate(record["relations"]):
         where = f"relations[{index}]"
-        subject = _int(relation, "subject_index", where)
-        target = _int(relation, "object_index", where)
+        subject = relation["subject_index"]
+        target = relation["object_index"]
         for end, value in (("subject_index", subject), ("object_index", target)):
             if not 0 <= value < len(objects):
                 raise RowMappingError(
                     f"{where}.{end} is {value}, but the scene has {len(objects)} objects"
                 )
         relations.append(
-            {
-                "subject_index": subject,
-                "predicate": _text(relation, "predicate", where),
-                "object_index": target,
-            }
+            {"subject_index": subject, "predicate": relation["predicate"], "object_index": target}
         )
-    sentences = _map(record, "sentences", "event")
     row: Row = {
         **_owned(env, media_id),
         **item,
-        "sentences": {str(k): str(v) for k, v in sorted(sentences.items())},
+        "sentences": dict(sorted(record["sentences"].items())),
         "objects": objects,
         "relations": relations,
         "object_count": len(objects),
-        "focal_length_px": _optional_float(record, "focal_length_px", "event"),
+        "focal_length_px": _optional_finite(record["focal_length_px"], "event.focal_length_px"),
         "model_name": model[0],
         "model_version": model[1],
-        "models": [_model_json(m, f"models[{i}]") for i, m in enumerate(models)],
-        "occurred_at": env.occurred_at,
+        "models": [_model_json(m) for m in models],
+        "occurred_at": env["occurred_at"],
     }
     return _result(
         event, env, media_id, "scenes", [row], item["item_label"], model, item["camera_id"]
     )
 
 
-def _output_generated(event: ProjectedEvent, env: _Envelope) -> EventRows:
-    record = event.record
-    media_id = _text(record, "media_id", "event")
-    if _get(record, "item", "event") is None:
+def _output_generated(event: ProjectedEvent) -> EventRows:
+    record = typed_record(OutputGenerated, event.event_type, event.record)
+    env = _envelope(event, record["envelope"])
+    media_id = record["media_id"]
+    ref = record["item"]
+    if ref is None:
         item: Row = {
             "item_label": WHOLE_MEDIA_LABEL,
             "page_number": None,
@@ -755,34 +753,34 @@ def _output_generated(event: ProjectedEvent, env: _Envelope) -> EventRows:
             "camera_id": None,
         }
     else:
-        item = _item(record)
-    generator = _text(record, "generator", "event")
+        item = _item(ref)
+    generator = record["generator"]
     model = split_tool(generator)
     row: Row = {
         **_owned(env, media_id),
         "item_label": item["item_label"],
         "page_number": item["page_number"],
         "frame_index": item["frame_index"],
-        "kind": _text(record, "kind", "event"),
-        **_blob(record, "output", "event", "output"),
-        "source_event_ids": [str(i) for i in _list(record, "source_event_ids", "event")],
+        "kind": record["kind"],
+        **_blob(record["output"], "output"),
+        "source_event_ids": list(record["source_event_ids"]),
         "generator": generator,
         "model_name": model[0],
         "model_version": model[1],
-        "occurred_at": env.occurred_at,
+        "occurred_at": env["occurred_at"],
     }
     return _result(
         event, env, media_id, "outputs", [row], item["item_label"], model, item["camera_id"]
     )
 
 
-def failed_item_label(input_blob: Mapping[str, Any] | None) -> str:
+def failed_item_label(input_blob: BlobRef | None) -> str:
     """The item a failure concerns, from its input blob's key (producers/storage.py layout):
     `…/pages/0003.png` is page-0003, `…/frames/[run/]00000042.jpg` frame-00000042, else
     the original."""
     if input_blob is None:
         return "original"
-    key = _text(input_blob, "key", "input_blob")
+    key = input_blob["key"]
     if page := _PAGE_KEY.search(key):
         return item_label({"page_number": int(page["page"])})
     if frame := _FRAME_KEY.search(key):
@@ -790,46 +788,186 @@ def failed_item_label(input_blob: Mapping[str, Any] | None) -> str:
     return "original"
 
 
-def _processing_failed(event: ProjectedEvent, env: _Envelope) -> EventRows:
-    record = event.record
-    media_id = _optional_text(record, "media_id", "event")
+def _processing_failed(event: ProjectedEvent) -> EventRows:
+    record = typed_record(ProcessingFailed, event.event_type, event.record)
+    env = _envelope(event, record["envelope"])
+    media_id = record["media_id"]
     audit = _audit(event, env, media_id)
-    stage = _text(record, "stage", "event")
-    error_type = _text(record, "error_type", "event")
-    error_message = _text(record, "error_message", "event")[:ERROR_MESSAGE_LIMIT]
-    retryable = bool(_get(record, "retryable", "event"))
-    attempts = _int(record, "attempts", "event")
-    label = failed_item_label(_get(record, "input_blob", "event"))
-    processor = _text(record, "processor", "event")
     if media_id is None:
-        return EventRows(env.event_id, event.event_type, None, audit)
+        return EventRows(env["event_id"], event.event_type, None, audit)
     status: Row = {
         "media_id": media_id,
-        "stage": stage,
-        "item_label": label,
+        "stage": record["stage"],
+        "item_label": failed_item_label(record["input_blob"]),
         "model_version": UNKNOWN_MODEL_VERSION,
-        "tenant_id": env.tenant_id,
-        "owner_id": env.owner_id,
-        "model_name": split_tool(processor)[0],
+        "tenant_id": env["tenant_id"],
+        "owner_id": env["owner_id"],
+        "model_name": split_tool(record["processor"])[0],
         "status": "failed",
-        "error_type": error_type,
-        "error": error_message,
-        "retryable": retryable,
-        "attempts": attempts,
-        "event_id": env.event_id,
-        "event_at": env.occurred_at,
+        "error_type": record["error_type"],
+        "error": record["error_message"][:ERROR_MESSAGE_LIMIT],
+        "retryable": record["retryable"],
+        "attempts": record["attempts"],
+        "event_id": env["event_id"],
+        "event_at": env["occurred_at"],
     }
+    # One failed stage does not end the item: MediaCompleted says how it ended.
     return EventRows(
-        event_id=env.event_id,
+        event_id=env["event_id"],
         event_type=event.event_type,
         media_id=media_id,
         audit=audit,
-        media=_status_change(env, media_id, "failed"),
+        media=_status_change(env, media_id, "processing"),
         processing=[status],
     )
 
 
-_MAPPERS = {
+# ---------------------------------------------------------------- completion
+
+
+_LABEL = re.compile(r"^(?P<kind>page|frame)-(?P<number>\d+)$")
+
+
+def _tally(tally: StageTally, path: str) -> Row:
+    return {
+        "stage": tally["stage"],
+        "done": _count(tally["done"], f"{path}.done"),
+        "not_applicable": _count(tally["not_applicable"], f"{path}.not_applicable"),
+        "skipped": _count(tally["skipped"], f"{path}.skipped"),
+        "failed": _count(tally["failed"], f"{path}.failed"),
+    }
+
+
+def _tallies(tallies: Sequence[StageTally]) -> list[Row]:
+    return [_tally(t, f"stages[{i}]") for i, t in enumerate(tallies)]
+
+
+def _run_key(env: Envelope, media_id: str, run_id: str | None) -> Row:
+    return {
+        "media_id": media_id,
+        "run_id": OWN_RUN if run_id is None else run_id,
+        "tenant_id": env["tenant_id"],
+        "owner_id": env["owner_id"],
+    }
+
+
+def _media_progressed(event: ProjectedEvent) -> EventRows:
+    record = typed_record(MediaProgressed, event.event_type, event.record)
+    env = _envelope(event, record["envelope"])
+    media_id = record["media_id"]
+    run_id = record["run_id"]
+    percent = _finite(record["percent"], "event.percent")
+    if not 0.0 <= percent <= 100.0:
+        raise RowMappingError(f"event.percent is {percent}, expected 0..100")
+    values: Row = {
+        **_run_key(env, media_id, run_id),
+        "status": "processing",
+        "percent": percent,
+        "items_expected": record["items_expected"],
+        "items_completed": record["items_completed"],
+        "stages": _tallies(record["stages"]),
+        "progress_event_id": env["event_id"],
+        "progress_at": env["occurred_at"],
+    }
+    return EventRows(
+        event_id=env["event_id"],
+        event_type=event.event_type,
+        media_id=media_id,
+        audit=None,
+        # A reprocess run leaves the item's own status alone.
+        media=_status_change(env, media_id, "processing") if run_id is None else None,
+        run=RunChange("progress", values),
+    )
+
+
+def _media_completed(event: ProjectedEvent) -> EventRows:
+    record = typed_record(MediaCompleted, event.event_type, event.record)
+    env = _envelope(event, record["envelope"])
+    media_id = record["media_id"]
+    run_id = record["run_id"]
+    symbol = record["status"]
+    status = COMPLETION_STATUS.get(symbol)
+    if status is None:
+        raise RowMappingError(
+            f"event.status is {symbol!r}, expected one of {sorted(COMPLETION_STATUS)}"
+        )
+    errors = [
+        {
+            "stage": error["stage"],
+            "item_label": error["item_label"],
+            "message": error["message"][:ERROR_MESSAGE_LIMIT],
+        }
+        for error in record["errors"]
+    ]
+    values: Row = {
+        **_run_key(env, media_id, run_id),
+        "status": status,
+        "percent": 100.0,
+        "items_expected": record["items_expected"],
+        "items_completed": record["items_completed"],
+        "items_failed": record["items_failed"],
+        "stages": _tallies(record["stages"]),
+        "errors": errors,
+        "models": [_model_json(m) for m in record["models"]],
+        "started_at": record["started_at"],
+        "completed_at": env["occurred_at"],
+        "duration_ms": record["duration_ms"],
+        "completion_event_id": env["event_id"],
+    }
+    return EventRows(
+        event_id=env["event_id"],
+        event_type=event.event_type,
+        media_id=media_id,
+        audit=_audit(event, env, media_id),
+        media=_status_change(env, media_id, status) if run_id is None else None,
+        run=RunChange("completion", values),
+    )
+
+
+def _event_processed(event: ProjectedEvent) -> EventRows:
+    record = typed_record(EventProcessed, event.event_type, event.record)
+    env = _envelope(event, record["envelope"])
+    media_id = record["media_id"]
+    rows = EventRows(env["event_id"], event.event_type, media_id, audit=None)
+    stages: dict[str, Row] = {}
+    telling: tuple[int, str | None, str | None] = (0, None, None)
+    for outcome in record["outcomes"]:
+        status = outcome["status"].lower()
+        if status not in OUTCOME_RANK:
+            continue
+        reason = outcome["reason"]
+        entry: Row = {"status": status}
+        if reason is not None:
+            entry["reason"] = reason = reason[:ERROR_MESSAGE_LIMIT]
+        stages[outcome["stage"]] = entry
+        if OUTCOME_RANK[status] > telling[0]:
+            telling = (OUTCOME_RANK[status], status, reason)
+    label = record["item_label"]
+    match = _LABEL.match(label or "")
+    # Reprocess runs are summed up per run; the page and frame rows keep the item's own
+    # processing. Whole-item reports (a document upload) have no row of their own.
+    if not stages or match is None or record["run_id"] is not None:
+        return rows
+    values: Row = {
+        "media_id": media_id,
+        "tenant_id": env["tenant_id"],
+        "owner_id": env["owner_id"],
+        "item_label": label,
+        "stages": stages,
+        "outcome": telling[1],
+        "outcome_reason": telling[2],
+    }
+    if match["kind"] == "page":
+        values["page_number"] = int(match["number"])
+        changed = ItemOutcome("pages", values)
+    else:
+        values["frame_index"] = int(match["number"])
+        values["camera_id"] = record["camera_id"]
+        changed = ItemOutcome("frames", values)
+    return EventRows(env["event_id"], event.event_type, media_id, audit=None, outcome=changed)
+
+
+_MAPPERS: dict[str, Callable[[ProjectedEvent], EventRows]] = {
     "MediaUploaded": _media_uploaded,
     "MediaDeleted": _media_deleted,
     "PageRendered": _page_rendered,
@@ -842,6 +980,9 @@ _MAPPERS = {
     "SceneDescribed": _scene_described,
     "OutputGenerated": _output_generated,
     "ProcessingFailed": _processing_failed,
+    "EventProcessed": _event_processed,
+    "MediaProgressed": _media_progressed,
+    "MediaCompleted": _media_completed,
 }
 
 
@@ -853,9 +994,4 @@ def event_rows(event: ProjectedEvent) -> EventRows:
             f"event type {event.event_type!r} is not projected to PostgreSQL; "
             f"expected one of {sorted(_MAPPERS)}"
         )
-    env = _envelope(event.record)
-    if env.event_type != event.event_type:
-        raise RowMappingError(
-            f"envelope.event_type is {env.event_type!r} but the event is {event.event_type!r}"
-        )
-    return mapper(event, env)
+    return mapper(event)

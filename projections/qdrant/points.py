@@ -1,4 +1,9 @@
-"""Pure mapping from an EmbeddingComputed event to the Qdrant point it becomes."""
+"""Pure mapping from an EmbeddingComputed event to the Qdrant point it becomes.
+
+The record comes typed (`visionlog.contracts.EmbeddingComputed`, narrowed once by the
+projection); what is checked here is values only: a target without a collection, an empty
+vector, a vector with NaN or infinite values.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+
+from visionlog.contracts import BoundingBox, EmbeddingComputed
 
 # Target name (the alias suffix) per embedding target; OTHER has no collection.
 TARGETS: dict[str, str] = {
@@ -52,32 +59,33 @@ def _millis(value: datetime) -> int:
     return int(value.timestamp() * 1000)
 
 
-def _box(box: dict[str, Any] | None) -> dict[str, float] | None:
+def _box(box: BoundingBox | None) -> dict[str, float] | None:
     if box is None:
         return None
-    return {key: float(box[key]) for key in ("x_min", "y_min", "x_max", "y_max")}
+    return {
+        "x_min": box["x_min"],
+        "y_min": box["y_min"],
+        "x_max": box["x_max"],
+        "y_max": box["y_max"],
+    }
 
 
-def point_for_embedding(record: dict[str, Any]) -> PointSpec:
-    """The point of one EmbeddingComputed record (as fastavro decodes it)."""
+def point_for_embedding(record: EmbeddingComputed) -> PointSpec:
+    """The point of one EmbeddingComputed record (as the codec decodes it)."""
     envelope = record["envelope"]
-    target_symbol = str(record["target"])
+    target_symbol = record["target"]
     target = TARGETS.get(target_symbol)
     if target is None:
         raise UnmappableEmbeddingError(
             f"embedding target {target_symbol!r} has no collection; "
             f"expected one of {sorted(TARGETS)}"
         )
-    vector = [float(value) for value in record["vector"]]
+    vector = list(record["vector"])
     if not vector:
         raise UnmappableEmbeddingError("the embedding vector is empty")
     if not all(math.isfinite(value) for value in vector):
         raise UnmappableEmbeddingError("the embedding vector holds NaN or infinite values")
     item = record["item"]
-    occurred_at = envelope["occurred_at"]
-    if not isinstance(occurred_at, datetime):
-        raise UnmappableEmbeddingError(f"envelope.occurred_at is {occurred_at!r}, not a datetime")
-    box: dict[str, Any] | None = record["box"]
     payload: dict[str, Any] = {
         "media_id": record["media_id"],
         "tenant_id": envelope["tenant_id"],
@@ -85,7 +93,7 @@ def point_for_embedding(record: dict[str, Any]) -> PointSpec:
         "camera_id": item["camera_id"],
         "page_number": item["page_number"],
         "frame_index": item["frame_index"],
-        "observed_at_ms": _millis(occurred_at),
+        "observed_at_ms": _millis(envelope["occurred_at"]),
         "model_name": record["model"]["name"],
         "model_version": record["model"]["version"],
         "event_id": envelope["event_id"],
@@ -93,13 +101,13 @@ def point_for_embedding(record: dict[str, Any]) -> PointSpec:
     }
     if target == "objects":
         payload["class_name"] = record["class_name"]
-        payload["box"] = _box(box)
+        payload["box"] = _box(record["box"])
     if target == "texts":
         payload["text"] = record["text"]
-        payload["box"] = _box(box)
+        payload["box"] = _box(record["box"])
     return PointSpec(
         target=target,
-        point_id=point_id(str(envelope["event_id"]), record["target_index"]),
+        point_id=point_id(envelope["event_id"], record["target_index"]),
         vector=vector,
         payload=payload,
     )

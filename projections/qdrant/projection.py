@@ -29,6 +29,8 @@ from projections.qdrant.points import (
     point_for_embedding,
 )
 from projections.runtime import PoisonEventError, ProjectedEvent, TopicPartitionKey
+from visionlog.contracts import EmbeddingComputed, MediaDeleted, typed_record
+from visionlog.errors import ContractError
 from visionlog.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -171,12 +173,14 @@ class QdrantProjection:
         mapped: list[tuple[ProjectedEvent, PointSpec]] = []
         deleted: set[str] = set()
         for event in events:
-            if event.event_type == "MediaDeleted":
-                deleted.add(str(event.record["media_id"]))
-                continue
             try:
-                mapped.append((event, point_for_embedding(event.record)))
-            except (UnmappableEmbeddingError, KeyError, TypeError) as error:
+                if event.event_type == "MediaDeleted":
+                    erased = typed_record(MediaDeleted, event.event_type, event.record)
+                    deleted.add(erased["media_id"])
+                    continue
+                record = typed_record(EmbeddingComputed, event.event_type, event.record)
+                mapped.append((event, point_for_embedding(record)))
+            except (UnmappableEmbeddingError, ContractError) as error:
                 raise PoisonEventError(event, f"embedding cannot be stored: {error!r}") from error
         # Embeddings of an erased item are dropped: they may arrive after the erasure.
         skipped = self._erased({p.payload["media_id"] for _, p in mapped}) | deleted

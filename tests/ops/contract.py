@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import typer.main
 from pydantic import BaseModel
 
+from processors.bindings import COMPLETION_KIND
+from processors.completion.worker import CompletionWorker
+from processors.worker import build_worker
 from stack.cli import app
 from visionlog.settings import Settings
 
@@ -87,3 +91,25 @@ def settings_from_environment(environment: Mapping[str, str]) -> Settings:
 
 def visionlog_variables(environment: Mapping[str, Any]) -> dict[str, str]:
     return {key: str(value) for key, value in environment.items() if key.startswith(ENV_PREFIX)}
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """What the faust app of a worker kind really uses: its consumer group, the topics its
+    agents read and the changelog topics of its tables."""
+
+    group: str
+    topics: frozenset[str]
+    changelogs: frozenset[str]
+
+
+def worker_subscription(kind: str, settings: Settings) -> Subscription:
+    """Builds the worker's faust app as `visionlog processors worker KIND` does, and reads
+    it. Nothing connects until an app starts; the settings need a writable state_dir."""
+    if kind == COMPLETION_KIND:
+        faust_app = CompletionWorker(settings).app
+    else:
+        faust_app = build_worker(kind, settings).app
+    topics = {topic for agent in faust_app.agents.values() for topic in agent.channel.topics}
+    changelogs = {table.changelog_topic.get_topic_name() for table in faust_app.tables.values()}
+    return Subscription(str(faust_app.conf.id), frozenset(topics), frozenset(changelogs))

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from tests.ops.manifests import ANSIBLE_DIR, ENVIRONMENTS, ManifestSet, run_playbook
+from tests.ops.contract import settings_from_environment
+from tests.ops.manifests import ANSIBLE_DIR, ENVIRONMENTS, ManifestSet, containers, run_playbook
 
 
 def inventory(environment: str) -> dict[str, Any]:
@@ -56,6 +58,19 @@ def test_sizes_follow_each_inventory(manifests: dict[str, ManifestSet]) -> None:
         image = projection["spec"]["template"]["spec"]["containers"][0]["image"]
         assert image == (
             f"{variables['image_registry']}/{variables['image_name']}:{variables['image_tag']}"
+        )
+        live = containers(rendered.get("Deployment", "visionlog-processors-live"))[0]
+        size = variables["workloads"]["processors-live"]
+        assert live["resources"]["limits"]["cpu"] == str(size["cpu_limit"])
+        scaled_live = rendered.get("ScaledObject", "visionlog-processors-live")["spec"]
+        assert (
+            scaled_live["minReplicaCount"]
+            == variables["autoscaling"]["processors-live"]["min_replicas"]
+        )
+        completion = rendered.get("Deployment", "visionlog-processors-completion")
+        assert (
+            completion["spec"]["replicas"]
+            == variables["workloads"]["processors-completion"]["replicas"]
         )
 
 
@@ -139,3 +154,41 @@ def test_apply_runs_only_when_asked_and_reaches_the_given_cluster(tmp_path: Path
 def test_the_playbook_passes_ansible_syntax_check(tmp_path: Path) -> None:
     result = run_playbook("production", tmp_path, "--syntax-check")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_tracing_collector_is_configured_and_reachable_when_named(tmp_path: Path) -> None:
+    collector = {
+        "otlp_endpoint": "http://otel-collector.telemetry:4318",
+        "collector_namespace": "telemetry",
+    }
+    result = run_playbook("development", tmp_path, "-e", json.dumps({"tracing": collector}))
+    assert result.returncode == 0, result.stdout[-3000:]
+    rendered = ManifestSet(tmp_path / "development")
+    settings = settings_from_environment(rendered.config())
+    assert settings.tracing.otlp_endpoint == collector["otlp_endpoint"]
+    policy = rendered.get("NetworkPolicy", "visionlog-otlp-egress")["spec"]
+    assert policy["podSelector"]["matchLabels"] == {"visionlog.io/tier": "processors"}
+    (rule,) = policy["egress"]
+    assert rule["ports"] == [{"port": 4318, "protocol": "TCP"}]
+    namespace = rule["to"][0]["namespaceSelector"]["matchLabels"]
+    assert namespace == {"kubernetes.io/metadata.name": "telemetry"}
+    # Every processor kind is a pod of that tier.
+    for item in rendered.of_kind("Deployment"):
+        args = containers(item.document)[0].get("args", [])
+        tier = item.document["spec"]["template"]["metadata"]["labels"].get("visionlog.io/tier")
+        assert (tier == "processors") is (args[:2] == ["processors", "worker"]), item
+
+
+def test_an_inventory_without_guaranteed_cpu_for_live_is_refused(tmp_path: Path) -> None:
+    inventory_dir = tmp_path / "inventory"
+    (inventory_dir / "group_vars").mkdir(parents=True)
+    (inventory_dir / "hosts.yml").write_text(
+        (ANSIBLE_DIR / "inventories" / "development" / "hosts.yml").read_text(), encoding="utf-8"
+    )
+    variables = inventory("development")
+    variables["workloads"]["processors-live"]["cpu_request"] = "250m"
+    (inventory_dir / "group_vars" / "all.yml").write_text(yaml.safe_dump(variables))
+    result = run_playbook("development", tmp_path / "build", "-i", str(inventory_dir))
+    assert result.returncode != 0
+    assert "processors-live needs guaranteed CPU" in result.stdout
+    assert not (tmp_path / "build" / "development" / "40-processors.yaml").exists()

@@ -17,7 +17,7 @@ import pytest
 import yaml
 from jsonschema import validators  # type: ignore[import-untyped, unused-ignore]
 
-from processors.bindings import WORKER_KINDS
+from processors.bindings import ALL_KINDS, WORKER_KINDS
 from producers.cameras.config import load_camera_set
 from projections.host import PROJECTION_NAMES, default_projection_names, qdrant_hosted_by_api
 from tests.ops.contract import (
@@ -40,7 +40,7 @@ SERVERS = frozenset({"kafka", "registry", "postgres", "mongo", "qdrant", "minio"
 ONE_SHOT = frozenset({"init", "migrate"})
 # Long-running processes that serve the worker health endpoint.
 WORKERS = frozenset(
-    {f"processors-{kind}" for kind in WORKER_KINDS}
+    {f"processors-{kind}" for kind in ALL_KINDS}
     | {"projections", "reprocess-worker", "camera-producer"}
 )
 LONG_RUNNING = WORKERS | {"api"}
@@ -404,7 +404,7 @@ def test_no_secret_is_written_into_the_compose_file() -> None:
 
 def test_the_service_set_is_complete(services: dict[str, dict[str, Any]]) -> None:
     assert set(services) == SERVERS | PLATFORM
-    assert {f"processors-{kind}" for kind in WORKER_KINDS} <= set(services)
+    assert {f"processors-{kind}" for kind in ALL_KINDS} <= set(services)
 
 
 @pytest.mark.parametrize(
@@ -465,7 +465,7 @@ def test_every_platform_command_is_one_the_cli_accepts(
 
 
 def test_commands_match_the_services(services: dict[str, dict[str, Any]]) -> None:
-    for kind in WORKER_KINDS:
+    for kind in ALL_KINDS:
         assert services[f"processors-{kind}"]["command"] == ["processors", "worker", kind]
     projections = parse_command_line(services["projections"]["command"])
     assert sorted(projections["names"]) == sorted(PROJECTION_NAMES)
@@ -474,6 +474,32 @@ def test_commands_match_the_services(services: dict[str, dict[str, Any]]) -> Non
     assert services["init"]["command"] == ["init"]
     assert services["migrate"]["command"] == ["migrate"]
     assert services["reprocess-worker"]["command"] == ["replay", "worker"]
+
+
+# The kernel's CPU weight of a nice value (sched_prio_to_weight, nice 0 to 10).
+NICE_WEIGHT = {
+    0: 1024,
+    1: 820,
+    2: 655,
+    3: 526,
+    4: 423,
+    5: 335,
+    6: 272,
+    7: 215,
+    8: 172,
+    9: 137,
+    10: 110,
+}
+
+
+def test_worker_cpu_weights_follow_the_niceness_of_their_kind(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    # `visionlog processors run` starts batch kinds with `nice`; containers get the same
+    # relative CPU weight instead. The completion processor runs at nice 0 there.
+    for kind in ALL_KINDS:
+        nice = WORKER_KINDS[kind].nice if kind in WORKER_KINDS else 0
+        assert services[f"processors-{kind}"]["cpu_shares"] == NICE_WEIGHT[nice], kind
 
 
 def test_the_camera_set_is_mounted_and_parses(services: dict[str, dict[str, Any]]) -> None:

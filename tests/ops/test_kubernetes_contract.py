@@ -10,17 +10,22 @@ from typing import Any
 from urllib.parse import urlparse
 
 import pytest
+import yaml
+from prometheus_client import CollectorRegistry
 
-from processors.app import group_id, input_topics
-from processors.bindings import WORKER_KINDS
+from processors.bindings import ALL_KINDS, COMPLETION_KIND, WORKER_KINDS, worker_kind
+from processors.worker import group_id, input_topics
 from producers.cameras.config import load_camera_set
 from projections.host import PROJECTION_NAMES
 from stack.platform import PROCESSES
 from tests.ops.contract import (
+    REPO,
     CommandLineError,
+    Subscription,
     parse_command_line,
     settings_field,
     settings_from_environment,
+    worker_subscription,
 )
 from tests.ops.manifests import (
     CHECKED_IN,
@@ -30,6 +35,7 @@ from tests.ops.manifests import (
     containers,
     pod_spec,
 )
+from visionlog.observability.metrics import LIVE_BUCKETS, collectors
 from visionlog.settings import Settings
 from visionlog.topics import CATALOGUE, full_topic_name, partitions_for
 
@@ -80,7 +86,7 @@ def test_every_platform_process_has_its_deployment(
 ) -> None:
     deployed = {component(document) for document in platform_deployments(manifests[environment])}
     expected = (
-        {f"processors-{kind}" for kind in WORKER_KINDS}
+        {f"processors-{kind}" for kind in ALL_KINDS}
         | {f"projection-{name}" for name in PROJECTION_NAMES}
         | {"reprocess-worker", "api", "camera-producer"}
     )
@@ -93,7 +99,7 @@ def test_every_platform_process_has_its_deployment(
     for process in PROCESSES:
         if process.argv == ("processors", "run"):
             # The local supervisor's workers run one kind per Deployment.
-            for kind in WORKER_KINDS:
+            for kind in ALL_KINDS:
                 assert f"processors worker {kind}" in commands
         else:
             prefix = " ".join(process.argv)
@@ -120,7 +126,7 @@ def test_every_container_runs_a_command_the_cli_accepts(
             mounts = {mount["mountPath"] for mount in container["volumeMounts"]}
             assert str(Path(CAMERA_SET_PATH).parent) in mounts
         if args[:2] == ["processors", "worker"]:
-            assert params["kind"] in WORKER_KINDS
+            assert params["kind"] in ALL_KINDS
 
 
 def test_the_cli_check_refuses_what_the_cli_refuses() -> None:
@@ -155,6 +161,9 @@ def test_configuration_names_real_settings(
         assert str(settings.state_dir) in mounts, "the state directory must be writable"
         assert settings.kafka.ssl_ca_location is not None
         assert str(Path(settings.kafka.ssl_ca_location).parent) in mounts
+        # JSON lines for the cluster's log collector; no traces unless a collector is named.
+        assert settings.logging.format == "json"
+        assert settings.tracing.otlp_endpoint is None
 
 
 def test_the_settings_check_refuses_unknown_names() -> None:
@@ -237,7 +246,7 @@ def test_processors_scale_on_the_lag_of_their_own_consumer_groups(
             group_id(kind, settings)
         }
         topics = [trigger["metadata"]["topic"] for trigger in lag]
-        assert sorted(topics) == input_topics(kind, settings.kafka)
+        assert sorted(topics) == input_topics(worker_kind(kind), settings.kafka)
         assert {trigger["metadata"]["bootstrapServers"] for trigger in lag} == {
             settings.kafka.bootstrap_servers
         }
@@ -253,6 +262,211 @@ def test_processors_scale_on_the_lag_of_their_own_consumer_groups(
     hpa = rendered.get("HorizontalPodAutoscaler", "visionlog-api")
     api = rendered.get("Deployment", hpa["spec"]["scaleTargetRef"]["name"])
     assert "replicas" not in api["spec"]
+
+
+# --- what the workers' faust apps really consume -------------------------------------------
+
+PLATFORM_VARS = REPO / "ops" / "ansible" / "vars" / "platform.yml"
+# Apps are built under a topic prefix, so the prefix is seen to reach every name they use.
+BUILT_PREFIX = "acme."
+
+
+def declared_workloads() -> dict[str, dict[str, Any]]:
+    loaded = yaml.safe_load(PLATFORM_VARS.read_text(encoding="utf-8"))
+    workloads: dict[str, dict[str, Any]] = loaded["platform_workloads"]
+    return workloads
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, dict[str, Subscription]]:
+    settings = settings_from_environment(
+        {
+            "VISIONLOG_STATE_DIR": str(tmp_path_factory.mktemp("state")),
+            "VISIONLOG_KAFKA__TOPIC_PREFIX": BUILT_PREFIX,
+        }
+    )
+    return settings, {kind: worker_subscription(kind, settings) for kind in ALL_KINDS}
+
+
+def unprefixed(names: frozenset[str]) -> set[str]:
+    assert all(name.startswith(BUILT_PREFIX) for name in names), names
+    return {name.removeprefix(BUILT_PREFIX) for name in names}
+
+
+def test_every_topic_a_worker_uses_is_in_the_catalogue(
+    built: tuple[Settings, dict[str, Subscription]],
+) -> None:
+    # Topics come from the catalogue only (`visionlog init`; brokers create none and faust
+    # declares none), so a worker reading a topic outside it would wait forever.
+    settings, subscriptions = built
+    catalogue = {spec.name: spec for spec in CATALOGUE}
+    for kind, subscription in subscriptions.items():
+        assert subscription.group == group_id(kind, settings)
+        assert subscription.topics, kind
+        if kind != COMPLETION_KIND:
+            assert sorted(subscription.topics) == input_topics(worker_kind(kind), settings.kafka)
+            state_topic = worker_kind(kind).state_topic
+            assert unprefixed(subscription.changelogs) == ({state_topic} if state_topic else set())
+        used = unprefixed(subscription.topics | subscription.changelogs)
+        assert used <= set(catalogue), f"{kind}: {sorted(used - set(catalogue))}"
+        for name in unprefixed(subscription.changelogs):
+            assert not catalogue[name].events, f"{name} is a changelog, not an event topic"
+            assert catalogue[name].config["cleanup.policy"] == "compact", name
+    assert subscriptions[COMPLETION_KIND].changelogs, "the completion state is a table"
+
+
+def test_the_processor_workloads_declare_what_the_code_consumes(
+    built: tuple[Settings, dict[str, Subscription]],
+) -> None:
+    # platform.yml's groups and topics feed KEDA's lag triggers and the lag alerts.
+    _, subscriptions = built
+    declared = {
+        name: spec
+        for name, spec in declared_workloads().items()
+        if spec["args"][:2] == ["processors", "worker"]
+    }
+    assert {spec["args"][2] for spec in declared.values()} == set(ALL_KINDS)
+    for name, spec in declared.items():
+        kind = spec["args"][2]
+        assert name == f"processors-{kind}"
+        assert BUILT_PREFIX + spec["consumer_group"] == subscriptions[kind].group, name
+        assert set(spec["input_topics"]) == unprefixed(subscriptions[kind].topics), name
+
+
+def acl_allows(acls: list[dict[str, Any]], resource_type: str, name: str, operation: str) -> bool:
+    for acl in acls:
+        resource = acl["resource"]
+        if resource["type"] != resource_type or operation not in acl["operations"]:
+            continue
+        if resource.get("patternType", "literal") == "prefix":
+            if name.startswith(resource["name"]):
+                return True
+        elif resource["name"] in ("*", name):
+            return True
+    return False
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_kafka_lets_every_worker_use_its_group_and_topics(
+    environment: str,
+    manifests: dict[str, ManifestSet],
+    built: tuple[Settings, dict[str, Subscription]],
+) -> None:
+    rendered = manifests[environment]
+    _, subscriptions = built
+    acls = rendered.get("KafkaUser", "visionlog-platform")["spec"]["authorization"]["acls"]
+    exporter = rendered.get("Kafka", "visionlog")["spec"].get("kafkaExporter")
+    rules = {
+        rule["alert"]: rule
+        for item in rendered.of_kind("PrometheusRule")
+        for group in item.document["spec"]["groups"]
+        for rule in group["rules"]
+    }
+    kinds = set()
+    for document in platform_deployments(rendered):
+        args = containers(document)[0]["args"]
+        if args[:2] != ["processors", "worker"]:
+            continue
+        kind = args[2]
+        kinds.add(kind)
+        settings = settings_of(rendered, document)
+        prefix = settings.kafka.topic_prefix
+        group = group_id(kind, settings)
+        assert acl_allows(acls, "group", group, "Read"), (kind, group)
+        subscription = subscriptions[kind]
+        for topic in unprefixed(subscription.topics | subscription.changelogs):
+            for operation in ("Read", "Write", "Describe"):
+                assert acl_allows(acls, "topic", prefix + topic, operation), (kind, topic)
+        if exporter is not None:
+            # The Kafka Exporter reports the lag of exactly the groups matching its regex.
+            assert re.fullmatch(exporter["groupRegex"], group), (kind, group)
+        if kind == COMPLETION_KIND and exporter is not None:
+            # The completion processor does not scale: an alert watches its lag instead.
+            expr = rules["VisionlogCompletionBehind"]["expr"]
+            assert f'consumergroup="{group}"' in expr
+            assert "kafka_consumergroup_lag" in expr
+    assert kinds == set(ALL_KINDS)
+
+
+def exported_samples() -> set[str]:
+    """The sample names the processors' metric families expose to Prometheus."""
+    registry = CollectorRegistry()
+    collectors(registry)
+    suffixes = {"histogram": ("_bucket", "_sum", "_count"), "counter": ("_total",), "gauge": ("",)}
+    return {
+        family.name + suffix for family in registry.collect() for suffix in suffixes[family.type]
+    }
+
+
+def test_alerts_watch_the_metrics_the_processors_export(
+    manifests: dict[str, ManifestSet],
+) -> None:
+    production = manifests["production"]
+    rules = {
+        rule["alert"]: rule
+        for group in production.get("PrometheusRule", "visionlog-alerts")["spec"]["groups"]
+        for rule in group["rules"]
+    }
+    exported = exported_samples()
+    for name, rule in rules.items():
+        used = set(re.findall(r"visionlog_processor_\w+", rule["expr"]))
+        assert used <= exported, f"{name}: {sorted(used - exported)} are not exported"
+    live = rules["VisionlogLiveLatencyHigh"]
+    assert re.search(
+        r"histogram_quantile\(0\.99, .*rate\(visionlog_processor_live_latency_seconds_bucket"
+        r'\{[^}]*worker="live"[^}]*\}\[5m\]\)\)\) > 1\.5$',
+        live["expr"],
+    ), live["expr"]
+    assert live["for"] == "5m"
+    # The threshold is a bucket edge, so the quantile is exact where the alert decides.
+    assert 1.5 in LIVE_BUCKETS
+    dead = rules["VisionlogDeadLetters"]
+    assert "rate(visionlog_processor_dead_letters_total{" in dead["expr"]
+    # Every processor pod is scraped on the port its probes use.
+    monitor = production.get("PodMonitor", "visionlog-workers")["spec"]
+    assert [endpoint["port"] for endpoint in monitor["podMetricsEndpoints"]] == ["health"]
+    for kind in ALL_KINDS:
+        document = production.get("Deployment", f"visionlog-processors-{kind}")
+        labels = document["spec"]["template"]["metadata"]["labels"]
+        for expression in monitor["selector"]["matchExpressions"]:
+            inside = labels.get(expression["key"]) in expression["values"]
+            assert inside is (expression["operator"] == "In"), (kind, expression)
+        assert "health" in {port["name"] for port in containers(document)[0]["ports"]}
+
+
+def cpu_cores(quantity: str) -> float:
+    return int(quantity[:-1]) / 1000 if quantity.endswith("m") else float(quantity)
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_live_analysis_has_guaranteed_cpu_and_the_batch_kinds_yield(
+    environment: str, manifests: dict[str, ManifestSet]
+) -> None:
+    rendered = manifests[environment]
+    for kind in ALL_KINDS:
+        document = rendered.get("Deployment", f"visionlog-processors-{kind}")
+        (container,) = containers(document)
+        resources = container["resources"]
+        settings = settings_of(rendered, document)
+        if kind == "live":
+            # Guaranteed QoS: every request equals its limit, so the kubelet may pin
+            # cores and evicts it last.
+            assert resources["requests"] == resources["limits"], environment
+            # A restart moves cameras and their tracks: live recycles on memory only.
+            assert settings.processors.recycle_after_items == 0
+            rendered.get("ScaledObject", "visionlog-processors-live")
+        elif kind in WORKER_KINDS and WORKER_KINDS[kind].nice > 0:
+            # Burstable: above its request a batch worker gets the CPU live leaves.
+            requests, limits = resources["requests"], resources["limits"]
+            assert cpu_cores(requests["cpu"]) < cpu_cores(limits["cpu"]), (environment, kind)
+        if kind in WORKER_KINDS:
+            # os.cpu_count() in a pod is the node's: the pools are sized from the limit.
+            cpus = max(1, int(cpu_cores(resources["limits"]["cpu"])))
+            tuning = settings.processors
+            assert 0 < tuning.max_in_flight <= 2 * cpus, (environment, kind)
+            assert 0 < tuning.stage_threads <= max(4, 2 * cpus), (environment, kind)
+            assert 0 < tuning.ocr_parallel_pages <= cpus, (environment, kind)
+            assert tuning.inference_threads <= cpus, (environment, kind)
 
 
 def memory_mib(quantity: str) -> int:
@@ -380,6 +594,11 @@ def test_network_policies_open_exactly_the_stores_a_process_has_credentials_for(
     assert {5432, 27017, 9000, 6333} <= egress_ports(
         rendered, api["spec"]["template"]["metadata"]["labels"]
     )
+    # Live analysis reads frames from MinIO; the completion processor only counts reports.
+    for kind, ports in (("live", {53, 9093, 8080, 9000}), ("completion", {53, 9093, 8080})):
+        document = rendered.get("Deployment", f"visionlog-processors-{kind}")
+        labels = document["spec"]["template"]["metadata"]["labels"]
+        assert egress_ports(rendered, labels) == ports, kind
 
 
 @pytest.mark.parametrize("environment", ENVIRONMENTS)

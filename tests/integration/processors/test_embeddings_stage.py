@@ -8,9 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from processors.embeddings.images import get_image_embedder
 from processors.embeddings.stage import embed
-from processors.embeddings.text import get_text_embedder
 from processors.modelstore import load
 from processors.stage import PermanentStageError, StageContext
 from tests.factories import sample_event
@@ -57,8 +55,8 @@ def test_image_upload_and_frame_get_one_image_embedding(ctx: StageContext) -> No
     (record,) = _checked(embed(upload, ctx))
     assert record["target"] == "IMAGE" and record["target_index"] is None
     assert record["item"]["image"] == original and record["box"] is None
-    assert record["model"] == get_image_embedder().model_ref()
-    expected = get_image_embedder().embed(_photo())
+    assert record["model"] == ctx.engines.image_embedder().model_ref()
+    expected = ctx.engines.image_embedder().embed(_photo())
     assert np.allclose(record["vector"], expected, atol=1e-6)
     assert record["envelope"]["causation_id"] == upload["envelope"]["event_id"]
     (again,) = embed(upload, ctx)
@@ -94,7 +92,7 @@ def test_each_detection_gets_a_crop_embedding(ctx: StageContext) -> None:
     assert records[1]["box"] == {"x_min": 20.0, "y_min": 230.0, "x_max": 800.0, "y_max": 760.0}
     assert len({r["envelope"]["event_id"] for r in records}) == 2
     crop = _photo()[400:900, 50:250]
-    assert np.allclose(records[0]["vector"], get_image_embedder().embed(crop), atol=1e-6)
+    assert np.allclose(records[0]["vector"], ctx.engines.image_embedder().embed(crop), atol=1e-6)
 
     # A box with no pixels inside the image has nothing to embed; the others still count.
     mixed = detections_event(
@@ -130,7 +128,7 @@ def test_each_text_block_gets_a_text_embedding(ctx: StageContext) -> None:
     assert [r["text"] for r in records] == ["Invoice 4711", "Total 99"]
     assert records[0]["box"] == {"x_min": 10.0, "y_min": 10.0, "x_max": 130.0, "y_max": 30.0}
     assert records[0]["model"]["name"] == "all-minilm-l6-v2"
-    expected = get_text_embedder().embed(["Invoice 4711"])[0]
+    expected = ctx.engines.text_embedder().embed(["Invoice 4711"])[0]
     assert np.allclose(records[0]["vector"], expected, atol=1e-5)
 
 

@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
+from typing import Any
 
 import cv2
+import httpx
 import numpy as np
 import pypdfium2 as pdfium
 import pytest
 
-import processors.combined as combined_module
-from processors.combined import results_prefix, update_combined_report
-from processors.outputs.media_results import MediaResults
-from processors.outputs.stage import GENERATOR, render_combined, render_outputs
-from processors.stage import PermanentStageError, StageContext
+from processors.bindings import WORKER_KINDS
+from processors.combined import keep_result, render_report
+from processors.outputs import combined_report
+from processors.outputs.combined_report import THUMBNAIL_LIMIT
+from processors.outputs.report_view import report_key
+from processors.outputs.stage import GENERATOR, render_outputs
+from processors.outputs.stored_results import result_key, results_prefix
+from processors.stage import Outgoing, PermanentStageError, StageContext
+from tests.numbered_frames import NumberedFrames
 from tests.processor_factories import (
     assert_valid,
     codes_event,
@@ -21,9 +28,12 @@ from tests.processor_factories import (
     item,
     new_media_id,
     text_event,
+    track_event,
 )
 from tests.unit.processors.test_outputs_render import WORDS, render_words
-from visionlog.blobstore import ARTIFACTS, EXPORTS, ORIGINALS
+from tests.unit.processors.test_reports import decoded_images
+from tests.unit.projections.completion_events import media_completed
+from visionlog.blobstore import ARTIFACTS, EXPORTS, ORIGINALS, PROCESSED, BlobRef, BlobStore
 
 
 def _upload_page(ctx: StageContext, media_id: str) -> tuple[np.ndarray, dict[str, object]]:
@@ -106,28 +116,6 @@ def test_detection_and_code_outputs_share_the_thumbnail_but_not_other_files(
         assert ctx.blobs.get_bytes(record["output"])
 
 
-def test_combined_report_is_stored_with_its_sources(ctx: StageContext) -> None:
-    media_id = new_media_id()
-    _, ref = _upload_page(ctx, media_id)
-    text = text_event(media_id, ref, [[[("<script>x</script>", (1, 1, 90, 20))]]])
-    detections = detections_event(media_id, ref, [("dog", 0.7, (1, 1, 9, 9), None)], seconds=5)
-    results = MediaResults(media_id)
-    results.add(text)
-    results.add(detections)
-    (out,) = render_combined(results, detections, ctx)
-    assert_valid("OutputGenerated", out.record)
-    assert out.record["kind"] == "COMBINED_REPORT" and out.record["item"] is None
-    assert out.record["output"]["key"] == f"{media_id}/report.html"
-    assert out.record["source_event_ids"] == sorted(
-        [text["envelope"]["event_id"], detections["envelope"]["event_id"]]
-    )
-    page = ctx.blobs.get_bytes(out.record["output"])
-    assert b"&lt;script&gt;x&lt;/script&gt;" in page and b"<script>" not in page
-    other = new_media_id()
-    with pytest.raises(PermanentStageError, match="about media"):
-        render_combined(MediaResults(other), detections, ctx)
-
-
 def test_bad_inputs_are_permanent_errors(ctx: StageContext) -> None:
     media_id = new_media_id()
     broken = ctx.blobs.put_bytes(ORIGINALS, f"tests/{media_id}/x.jpg", b"not a jpeg", "image/jpeg")
@@ -139,33 +127,167 @@ def test_bad_inputs_are_permanent_errors(ctx: StageContext) -> None:
         render_outputs(event, ctx)
 
 
-def test_combined_report_converges_across_workers(ctx: StageContext) -> None:
+class CountingBlobs(BlobStore):
+    """The real blob store, counting what a stage asks of it."""
+
+    def __init__(self, blobs: BlobStore) -> None:
+        super().__init__(blobs.client)
+        self.calls: Counter[str] = Counter()
+        self.puts: Counter[str] = Counter()
+
+    def put_bytes(self, bucket: str, key: str, data: bytes, content_type: str) -> BlobRef:
+        self.calls["put"] += 1
+        self.puts[f"{bucket}/{key}"] += 1
+        return super().put_bytes(bucket, key, data, content_type)
+
+    def list_keys(self, bucket: str, prefix: str) -> list[str]:
+        self.calls["list"] += 1
+        return super().list_keys(bucket, prefix)
+
+    def get_object_bytes(self, bucket: str, key: str) -> bytes:
+        self.calls["get"] += 1
+        return super().get_object_bytes(bucket, key)
+
+
+@pytest.fixture
+def counted(ctx: StageContext) -> tuple[StageContext, CountingBlobs]:
+    blobs = CountingBlobs(ctx.blobs)
+    return StageContext(settings=ctx.settings, blobs=blobs), blobs
+
+
+@pytest.fixture
+def renders(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Media ids of every report rendering (the real renderer runs)."""
+    rendered: list[str] = []
+    real = combined_report.render_combined_report
+
+    def counting(results: Any, *args: Any, **kwargs: Any) -> bytes:
+        rendered.append(results.media_id)
+        return real(results, *args, **kwargs)
+
+    monkeypatch.setattr("processors.outputs.report_view.render_combined_report", counting)
+    return rendered
+
+
+def _through_bindings(event: dict[str, Any], ctx: StageContext) -> list[Outgoing]:
+    """What the outputs worker does with `event` (a recorded item's), by its bindings; the
+    per-item exports are left out to spare the CPU: they are not the report."""
+    outgoing: list[Outgoing] = []
+    for binding in WORKER_KINDS["outputs"].stages:
+        if binding.name != "outputs" and binding.takes(event["envelope"]["event_type"], False):
+            outgoing.extend(binding.load()(event, ctx))
+    return outgoing
+
+
+def test_keep_result_stores_each_result_once_without_listing_or_rendering(
+    counted: tuple[StageContext, CountingBlobs], renders: list[str]
+) -> None:
+    ctx, blobs = counted
     media_id = new_media_id()
     ref = item(media_id, page=1)
-    text = text_event(media_id, ref, [[[("Invoice", (1, 1, 90, 20))]]])
-    detections = detections_event(media_id, ref, [("dog", 0.7, (1, 1, 9, 9), None)], seconds=5)
-    text_id, detections_id = text["envelope"]["event_id"], detections["envelope"]["event_id"]
-
-    (first,) = update_combined_report(text, ctx)
-    assert_valid("OutputGenerated", first.record)
-    assert first.record["source_event_ids"] == [text_id]
-    stored = set(ctx.blobs.list_keys(ARTIFACTS, results_prefix(media_id)))
-    assert stored == {f"{results_prefix(media_id)}{text_id}.json"}
-
-    # Another worker (nothing cached) sees the detections: its report holds both results.
-    combined_module._cache.clear()
-    (second,) = update_combined_report(detections, ctx)
-    assert second.record["source_event_ids"] == sorted([text_id, detections_id])
-    assert second.record["output"]["key"] == f"{media_id}/report.html"
-    page = ctx.blobs.get_bytes(second.record["output"]).decode("utf-8")
-    assert "Invoice" in page and "dog" in page and "2 result event(s)" in page
-    # The same event again changes nothing.
-    (replayed,) = update_combined_report(detections, ctx)
-    assert replayed.record["output"]["sha256"] == second.record["output"]["sha256"]
+    events = [
+        text_event(media_id, ref, [[[("Invoice", (1, 1, 90, 20))]]]),
+        detections_event(media_id, ref, [("dog", 0.7, (1, 1, 9, 9), None)], seconds=5),
+        codes_event(media_id, ref, [("QR_CODE", "hello", (1, 1, 9, 9))]),
+    ]
+    for event in [*events, *events]:  # every event twice, as after a redelivery
+        assert keep_result(event, ctx) == []
+    assert blobs.calls == Counter({"put": 6})
+    assert renders == []
+    expected = {result_key(media_id, e["envelope"]["event_id"]) for e in events}
+    assert {f"{ARTIFACTS}/{key}" for key in expected} == set(blobs.puts)
+    assert set(ctx.blobs.list_keys(ARTIFACTS, results_prefix(media_id))) == expected
+    stored = json.loads(ctx.blobs.get_object_bytes(ARTIFACTS, sorted(expected)[0]))
+    assert stored["media_id"] == media_id and isinstance(stored["envelope"]["occurred_at"], int)
 
     camera_id = new_media_id()
     frame = detections_event(
         camera_id, {**item(camera_id, frame=3), "camera_id": "gate-1"}, [], seconds=1
     )
-    assert update_combined_report(frame, ctx) == []
-    assert list(ctx.blobs.list_keys(ARTIFACTS, results_prefix(camera_id))) == []
+    assert keep_result(frame, ctx) == []
+    assert ctx.blobs.list_keys(ARTIFACTS, results_prefix(camera_id)) == []
+
+
+def _video(ctx: StageContext, media_id: str, frames: int) -> list[dict[str, Any]]:
+    """Stored frames of a video, each with its detections and track update."""
+    drawer = NumberedFrames(320, 240, 8)
+    events: list[dict[str, Any]] = []
+    for index in range(frames):
+        ok, jpeg = cv2.imencode(".jpg", drawer.frame(index))
+        assert ok
+        image = ctx.blobs.put_bytes(
+            PROCESSED, f"{media_id}/frames/{index:08d}.jpg", jpeg.tobytes(), "image/jpeg"
+        )
+        ref = item(media_id, frame=index, image=dict(image))
+        events.append(
+            detections_event(
+                media_id, ref, [("person", 0.9, (10, 10, 100, 200), 4.0)], seconds=index
+            )
+        )
+        track = track_event(media_id, index, [(1, "person", "TRACKED", 0, index + 1)], index)
+        track["item"] = ref
+        events.append(track)
+    return events
+
+
+def test_the_report_of_a_100_frame_video_is_rendered_once_per_completion(
+    counted: tuple[StageContext, CountingBlobs], renders: list[str]
+) -> None:
+    ctx, blobs = counted
+    media_id = new_media_id()
+    events = _video(ctx, media_id, 100)
+    blobs.calls.clear()
+    for event in events:
+        assert _through_bindings(event, ctx) == []
+    # 200 result events: each stored once, nothing listed, nothing rendered.
+    assert renders == [] and blobs.calls == Counter({"put": 200})
+    assert f"{EXPORTS}/{report_key(media_id)}" not in blobs.puts
+
+    completed = media_completed(media_id, expected=100, completed=100, seconds=120)
+    (announced,) = _through_bindings(completed, ctx)
+    assert renders == [media_id]
+    assert blobs.puts[f"{EXPORTS}/{report_key(media_id)}"] == 1
+    assert blobs.calls["list"] == 1  # one listing of the stored results per rendering
+    record = announced.record
+    assert_valid("OutputGenerated", record)
+    assert record["kind"] == "COMBINED_REPORT" and record["item"] is None
+    assert record["output"]["key"] == report_key(media_id)
+    assert record["source_event_ids"] == [completed["envelope"]["event_id"]]
+    assert record["envelope"]["causation_id"] == completed["envelope"]["event_id"]
+
+    page = ctx.blobs.get_bytes(record["output"])
+    assert len(page) < 300_000, len(page)
+    pictures = decoded_images(page)
+    assert len(pictures) == THUMBNAIL_LIMIT
+    # The thumbnails are the frames themselves (not blank).
+    assert all(picture.max() > 100 for picture in pictures)
+    text = page.decode("utf-8")
+    assert "100 frames" in text and "Completed" in text
+    # It opens where a user opens it: through a presigned URL of the private bucket.
+    assert httpx.get(ctx.blobs.presigned_url(record["output"], 60)).content == page
+
+    # A redelivered completion renders again under the same id; a reprocess run's
+    # completion renders the newest view under its own id, at the same key.
+    (again,) = render_report(completed, ctx)
+    assert again.record["envelope"]["event_id"] == record["envelope"]["event_id"]
+    rerun = detections_event(
+        media_id, events[0]["item"], [("bus", 0.8, (1, 1, 300, 200), None)], seconds=500
+    )
+    assert keep_result(rerun, ctx) == []
+    rerun_done = media_completed(media_id, run_id="rerun-1", expected=1, completed=1, seconds=600)
+    (newest,) = render_report(rerun_done, ctx)
+    assert newest.record["envelope"]["event_id"] != record["envelope"]["event_id"]
+    assert newest.record["output"]["key"] == report_key(media_id)
+    assert len(renders) == 3
+    latest = ctx.blobs.get_bytes(newest.record["output"]).decode("utf-8")
+    assert "<td>bus</td>" in latest and "rerun-1" in latest
+
+
+def test_a_report_leaves_out_pictures_it_cannot_load(ctx: StageContext) -> None:
+    media_id = new_media_id()
+    missing = item(media_id, page=1)  # points at a blob that does not exist
+    keep_result(text_event(media_id, missing, [[[("Lost", (1, 1, 20, 9))]]]), ctx)
+    (out,) = render_report(media_completed(media_id, "FAILED", expected=1, completed=0), ctx)
+    page = ctx.blobs.get_bytes(out.record["output"])
+    assert decoded_images(page) == [] and b"<img" not in page
+    assert b"Lost" in page and b"Failed" in page

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pytest
-from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from producers.ingest import Ingestor
@@ -21,6 +21,7 @@ from visionlog.kafka import EventPublisher, admin_client, consumer_config
 from visionlog.registry import HttpSchemaRegistry
 from visionlog.schemas import get_catalog
 from visionlog.settings import KafkaSettings, Settings
+from visionlog.stream.messages import normalise_headers
 from visionlog.topics import TopicSpec, apply_catalogue, full_topic_name, topic_by_name
 
 INGEST_TOPICS: tuple[TopicSpec, ...] = tuple(
@@ -94,6 +95,62 @@ class EventLog:
         finally:
             consumer.close()
         return found
+
+    def everything_for(self, media_id: str, timeout: float = 30.0) -> list[Message]:
+        """Every message about one media item stored so far on the ingest topics: read up
+        to each partition's current end, so a missing event is known without waiting."""
+        consumer = Consumer(consumer_config(self.kafka, f"test-{uuid.uuid4().hex[:8]}"))
+        try:
+            assignment: list[TopicPartition] = []
+            ends: dict[tuple[str, int], int] = {}
+            for spec in INGEST_TOPICS:
+                topic = full_topic_name(spec, self.kafka)
+                metadata = consumer.list_topics(topic, timeout=10).topics[topic]
+                for partition in metadata.partitions:
+                    low, high = _watermarks(consumer, TopicPartition(topic, partition))
+                    if high > low:
+                        assignment.append(TopicPartition(topic, partition, low))
+                        ends[(topic, partition)] = high
+            consumer.assign(assignment)
+            found: list[Message] = []
+            deadline = time.monotonic() + timeout
+            while ends and time.monotonic() < deadline:
+                message = consumer.poll(0.5)
+                if message is None:
+                    continue
+                assert message.error() is None, message.error()
+                where = (message.topic() or "", message.partition() or 0)
+                if (message.offset() or 0) + 1 >= ends.get(where, 0):
+                    ends.pop(where, None)
+                if (message.key() or b"").decode() == media_id:
+                    found.append(message)
+            assert not ends, f"partitions not read to their end: {ends}"
+            return found
+        finally:
+            consumer.close()
+
+    def decoded_for(self, media_id: str) -> list[DecodedEvent]:
+        return [self.codec.decode(m.value()) for m in self.everything_for(media_id)]
+
+    def headers_for(self, media_id: str) -> list[dict[str, bytes]]:
+        return [
+            {name: bytes(value or b"") for name, value in normalise_headers(m.headers())}
+            for m in self.everything_for(media_id)
+        ]
+
+
+def _watermarks(consumer: Consumer, partition: TopicPartition) -> tuple[int, int]:
+    """(low, high) of a partition; leaders of fresh topics take a moment to be elected."""
+    deadline = time.monotonic() + 20.0
+    while True:
+        try:
+            low, high = consumer.get_watermark_offsets(partition, timeout=10)
+        except KafkaException as exc:
+            if exc.args[0].code() not in _NOT_READY or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+        else:
+            return int(low), int(high)
 
 
 def _wait_for_leaders(admin: AdminClient, topics: list[str], timeout: float = 30.0) -> None:

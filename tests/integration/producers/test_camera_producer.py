@@ -219,7 +219,14 @@ def test_looping_file_camera_publishes_ordered_frames_at_its_rate(
     for number in range(12):  # 0.6 s: the camera loops it several times
         writer.write(numbered_frame(number))
     writer.release()
-    camera = CameraConfig(name="door", url=str(clip), target_fps=5, jpeg_quality=90)
+    camera = CameraConfig(
+        name="door",
+        url=str(clip),
+        target_fps=5,
+        jpeg_quality=90,
+        profile="live-anonymised",
+        max_age_s=1.25,
+    )
     camera_set = CameraSetConfig(cameras=[camera], status_interval_s=1.0)
     producer = make_producer(camera_set)
     started = time.monotonic()
@@ -245,6 +252,9 @@ def test_looping_file_camera_publishes_ordered_frames_at_its_rate(
     assert (first["width"], first["height"]) == (WIDTH, HEIGHT)
     assert first["image"]["key"].startswith(f"{media_id}/frames/{producer.run_id}/")
     assert first["envelope"]["correlation_id"] == media_id
+    # FrameCaptured v2: the camera's profile and staleness bound travel with every frame.
+    assert {(f["profile"], f["max_age_ms"]) for f in received.frames} == {("live-anonymised", 1250)}
+    assert all(len(f["envelope"]["trace_id"] or "") == 32 for f in received.frames)
 
     # 20 fps source, 5 fps publishing: most frames are dropped, none queued.
     assert snapshot.frames_captured >= 2 * snapshot.frames_published

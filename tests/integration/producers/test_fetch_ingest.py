@@ -10,11 +10,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from producers.errors import MediaRejectedError, RejectReason
 from producers.fetch import fetch_and_ingest
 from tests.integration.producers import samples
 from tests.integration.producers.conftest import EventLog, IngestorFactory, originals_on
 from visionlog.blobstore import BlobStore
+from visionlog.media.errors import MediaRejectedError, RejectReason
 
 PHOTO = samples.jpeg(120, 80)
 BIG = samples.png(400, 400)

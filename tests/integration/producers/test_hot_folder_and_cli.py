@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -120,3 +121,25 @@ def test_cli_ignore_extension_accepts_by_content(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["upload", str(tmp_path / "fake.png"), "--ignore-extension"])
     assert result.exit_code == 0, result.output
     assert " pdf, 1 pages" in result.output
+
+
+@pytest.mark.usefixtures("cli_settings")
+def test_cli_upload_with_an_idempotency_key_makes_one_item(
+    event_log: EventLog, tmp_path: Path
+) -> None:
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(samples.jpeg())
+    command = ["upload", str(photo), "--idempotency-key", f"cli-{uuid.uuid4()}"]
+    first = CliRunner().invoke(app, command)
+    assert first.exit_code == 0, first.output
+    media_id = first.output.split("photo.jpg: ")[1].split()[0]
+    again = CliRunner().invoke(app, command)
+    assert again.exit_code == 0, again.output
+    assert again.output.split("photo.jpg: ")[1].split()[0] == media_id
+    assert "already uploaded with this idempotency key" in again.output
+    assert [e.event_type for e in event_log.decoded_for(media_id)] == ["MediaUploaded"]
+    # One key names one upload: several files with one key are a usage error.
+    (tmp_path / "other.jpg").write_bytes(samples.jpeg())
+    several = CliRunner().invoke(app, ["upload", str(tmp_path), "--idempotency-key", "k"])
+    assert several.exit_code == 2
+    assert "names one upload" in several.output

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import datetime
@@ -18,12 +20,19 @@ from tests.integration.producers.conftest import EventLog, IngestorFactory, orig
 from visionlog.blobstore import BlobStore
 
 
-def client_for(ingestor: Ingestor) -> TestClient:
+def client_for(ingestor: Ingestor, owner: str = "owner-42") -> TestClient:
     app = FastAPI()
     app.include_router(router)
     app.dependency_overrides[get_ingestor] = lambda: ingestor
-    app.dependency_overrides[current_owner] = lambda: "owner-42"
+    app.dependency_overrides[current_owner] = lambda: owner
     return TestClient(app)
+
+
+def client_for_owner(client: TestClient, owner: str) -> TestClient:
+    """Another client of the same app's ingestor, authenticated as `owner`."""
+    app = client.app
+    assert isinstance(app, FastAPI)
+    return client_for(app.dependency_overrides[get_ingestor](), owner)
 
 
 @pytest.fixture
@@ -49,14 +58,96 @@ def test_upload_is_accepted_with_its_ids(client: TestClient, event_log: EventLog
     assert record["original_filename"] == "receipt.png"
 
 
-def test_pdf_answer_counts_pages(client: TestClient) -> None:
+def test_pdf_answer_counts_pages(client: TestClient, event_log: EventLog) -> None:
     response = client.post(
         "/ingest", files={"file": ("doc.pdf", samples.pdf([(300, 300)] * 2), "application/pdf")}
     )
     assert response.status_code == 202, response.text
     body = response.json()
-    assert body["page_count"] == 2 and len(body["page_event_ids"]) == 2
-    assert body["frame_count"] == 0
+    assert body["page_count"] == 2 and body["media_kind"] == "PDF"
+    # The pages come later, from the document worker: the answer promises none.
+    assert "page_event_ids" not in body and "frame_count" not in body
+    kinds = [e.event_type for e in event_log.decoded_for(body["media_id"])]
+    assert kinds == ["MediaUploaded"]
+
+
+def test_giant_pages_are_accepted_at_once_not_rendered_in_the_request(
+    client: TestClient, event_log: EventLog
+) -> None:
+    """The fault test's document: four 14,400-pt pages in 2.6 KB took 33 s inside the
+    upload request and took the API to 2.1 GB. The request now only checks and announces."""
+    data = samples.pdf([(14_400, 14_400)] * 4)
+    assert len(data) < 4096
+    client.post("/ingest", files={"file": ("warm.png", samples.png(), "image/png")})
+    started = time.monotonic()
+    response = client.post("/ingest", files={"file": ("poster.pdf", data, "application/pdf")})
+    elapsed = time.monotonic() - started
+    assert response.status_code == 202, response.text
+    assert response.json()["page_count"] == 4
+    assert elapsed < 1.0, f"the upload took {elapsed:.2f}s"
+    kinds = [e.event_type for e in event_log.decoded_for(response.json()["media_id"])]
+    assert kinds == ["MediaUploaded"]
+    print(f"giant-page upload answered in {elapsed * 1000:.0f} ms")
+
+
+def test_traceparent_is_continued_and_a_new_trace_made_without_it(
+    client: TestClient, event_log: EventLog
+) -> None:
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    continued = client.post(
+        "/ingest",
+        files={"file": ("a.png", samples.png())},
+        headers={"traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"},
+    )
+    assert continued.status_code == 202, continued.text
+    assert continued.json()["trace_id"] == trace_id
+    (event,) = event_log.decoded_for(continued.json()["media_id"])
+    assert event.record["envelope"]["trace_id"] == trace_id
+    fresh = client.post(
+        "/ingest", files={"file": ("b.png", samples.png())}, headers={"traceparent": "garbage"}
+    )
+    assert fresh.status_code == 202
+    assert re.fullmatch(r"[0-9a-f]{32}", fresh.json()["trace_id"])
+    assert fresh.json()["trace_id"] != trace_id
+
+
+def test_idempotency_key_returns_the_first_answer_and_makes_one_item(
+    client: TestClient, event_log: EventLog, blobs: BlobStore, upload_day: datetime
+) -> None:
+    key = f"order-{uuid.uuid4()}"
+    data = samples.png()
+    form = {"file": ("scan.png", data, "image/png")}
+    first = client.post("/ingest", files=form, headers={"Idempotency-Key": key})
+    assert first.status_code == 202, first.text
+    assert "Idempotent-Replayed" not in first.headers
+    again = client.post("/ingest", files=form, headers={"Idempotency-Key": key})
+    assert again.status_code == 202, again.text
+    assert again.json() == first.json()
+    assert again.headers["Idempotent-Replayed"] == "true"
+    media_id = first.json()["media_id"]
+    assert [e.event_type for e in event_log.decoded_for(media_id)] == ["MediaUploaded"]
+    assert originals_on(blobs, upload_day) == [f"{upload_day:%Y/%m/%d}/{media_id}.png"]
+    # The same key with other content is a conflict, and stores nothing.
+    other = client.post(
+        "/ingest",
+        files={"file": ("scan.png", samples.png(), "image/png")},
+        headers={"Idempotency-Key": key},
+    )
+    assert other.status_code == 409, other.text
+    assert other.headers["content-type"] == "application/problem+json"
+    problem = other.json()
+    assert problem["reason"] == "idempotency_key_reused"
+    assert media_id in problem["detail"] and "content" in problem["detail"]
+    assert originals_on(blobs, upload_day) == [f"{upload_day:%Y/%m/%d}/{media_id}.png"]
+    # Another owner may use the same key for its own upload.
+    stranger = client_for_owner(client, "someone-else").post(
+        "/ingest", files=form, headers={"Idempotency-Key": key}
+    )
+    assert stranger.status_code == 202
+    assert stranger.json()["media_id"] != media_id
+    # A malformed key is refused before the body is read.
+    bad = client.post("/ingest", files=form, headers={"Idempotency-Key": " padded "})
+    assert bad.status_code == 400 and "idempotency key" in bad.json()["detail"]
 
 
 def _multipart_chunks(boundary: str, filename: str, data: bytes) -> Iterator[bytes]:

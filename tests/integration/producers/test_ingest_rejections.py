@@ -17,12 +17,12 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from producers.errors import MediaRejectedError, RejectReason
 from producers.ingest import Ingestor
 from producers.storage import OriginalStore
 from tests.integration.producers import samples
 from tests.integration.producers.conftest import EventLog, IngestorFactory, originals_on
 from visionlog.blobstore import BlobStore
+from visionlog.media.errors import MediaRejectedError, RejectReason
 
 
 @pytest.fixture

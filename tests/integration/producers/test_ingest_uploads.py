@@ -3,31 +3,34 @@
 from __future__ import annotations
 
 import hashlib
-import io
+import json
+import re
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
-from PIL import Image
 
+from processors.render.stage import render_media
+from processors.stage import StageContext
 from producers.ingest import PRODUCER, Ingestor, UploadSource
 from producers.media_types import MediaKind
 from producers.storage import (
     OriginalStore,
     StoredOriginal,
-    frame_key,
     original_key,
-    page_key,
     read_json,
     sha256_index_key,
 )
 from tests.integration.producers import samples
-from tests.integration.producers.conftest import EventLog, IngestorFactory, originals_on
+from tests.integration.producers.conftest import EventLog, originals_on
 from visionlog.blobstore import ORIGINALS, PROCESSED, BlobStore
-from visionlog.envelope import deterministic_event_id
+from visionlog.media.keys import decrypted_key
+from visionlog.settings import Settings
+from visionlog.stream.headers import new_trace_id, parse_traceparent
 
 
 def test_image_is_stored_then_announced(
@@ -144,86 +147,91 @@ def test_multi_page_tiff_reports_its_pages(ingestor: Ingestor, event_log: EventL
     assert event.record["original"]["content_type"] == "image/tiff"
 
 
-def test_pdf_pages_are_rendered_stored_and_announced(
+def _only_the_upload(event_log: EventLog, media_id: str) -> dict[str, Any]:
+    """The item's one event: ingest announces the upload and renders nothing."""
+    events = event_log.decoded_for(media_id)
+    assert [e.event_type for e in events] == ["MediaUploaded"]
+    return events[0].record
+
+
+def test_pdf_is_checked_and_announced_not_rendered(
     ingestor: Ingestor, event_log: EventLog, blobs: BlobStore
 ) -> None:
     result = ingestor.ingest_bytes(samples.pdf([(595, 842), (842, 595), (300, 300)]))
     assert result.media_kind is MediaKind.PDF
-    assert result.page_count == 3 and len(result.page_event_ids) == 3
-    assert result.failure is None
-    events = event_log.events_for(result.media_id, 4)
-    uploaded = [e.record for e in events if e.event_type == "MediaUploaded"]
-    pages = sorted(
-        (e.record for e in events if e.event_type == "PageRendered"),
-        key=lambda r: r["page_number"],
-    )
-    assert len(uploaded) == 1 and uploaded[0]["page_count"] == 3
-    assert [p["page_number"] for p in pages] == [1, 2, 3]
-    for page in pages:
-        assert page["page_count"] == 3
-        assert page["envelope"]["causation_id"] == result.event_id
-        assert page["envelope"]["event_id"] == deterministic_event_id(
-            "PageRendered", result.event_id, "page", page["page_number"]
-        )
-        assert page["image"]["bucket"] == PROCESSED
-        assert page["image"]["key"] == page_key(result.media_id, page["page_number"])
-        rendered = Image.open(io.BytesIO(blobs.get_bytes(page["image"])))
-        assert rendered.format == "PNG"
-        assert rendered.size == (page["width"], page["height"])
-        assert page["renderer"].startswith("pypdfium2/")
-    # Landscape page 2 is wider than tall; at 150 dpi A4 is about 1240 px wide.
-    assert pages[1]["width"] > pages[1]["height"]
-    assert abs(pages[0]["width"] - 1240) <= 2
+    assert result.page_count == 3 and result.warnings == ()
+    record = _only_the_upload(event_log, result.media_id)
+    assert record["media_kind"] == "PDF" and record["page_count"] == 3
+    # Pages are the document worker's job (processors.render): none exist yet.
+    assert blobs.list_keys(PROCESSED, f"{result.media_id}/") == []
 
 
-def test_encrypted_pdf_with_its_password_is_rendered(
-    ingestor: Ingestor, event_log: EventLog
+def test_encrypted_pdf_with_its_password_is_rendered_from_its_decrypted_copy(
+    ingestor: Ingestor, event_log: EventLog, blobs: BlobStore, settings: Settings
 ) -> None:
     data = samples.pdf([(400, 400)], password="s3cret")
     result = ingestor.ingest_bytes(data, filename="locked.pdf", password="s3cret")
-    assert result.page_count == 1 and result.failure is None
-    kinds = sorted(e.event_type for e in event_log.events_for(result.media_id, 2))
-    assert kinds == ["MediaUploaded", "PageRendered"]
+    assert result.page_count == 1
+    record = _only_the_upload(event_log, result.media_id)
+    # The password is in no event and in no blob: only the decrypted copy is stored.
+    encoded = json.dumps(record, default=str)
+    assert "s3cret" not in encoded
+    assert blobs.get_bytes(result.original) == data
+    copy = blobs.get_object_bytes(PROCESSED, decrypted_key(result.media_id))
+    assert b"s3cret" not in copy and b"/Encrypt" not in copy
+    # The document worker renders it without any password.
+    ctx = StageContext(settings=settings, blobs=blobs)
+    (page,) = [o.record for o in render_media(record, ctx) if o.event_type == "PageRendered"]
+    assert page["page_number"] == 1 and page["width"] == 834
 
 
-def test_video_frames_are_sampled_stored_and_announced(
-    make_ingestor: IngestorFactory, event_log: EventLog, blobs: BlobStore, tmp_path: Path
+def test_video_is_probed_and_announced_not_sampled(
+    ingestor: Ingestor, event_log: EventLog, blobs: BlobStore, tmp_path: Path
 ) -> None:
-    ingestor: Ingestor = make_ingestor(video_sample_fps=2.0)
     clip = samples.video(tmp_path / "clip.avi", frames=20, fps=10.0)
     result = ingestor.ingest_bytes(clip)
     assert result.media_kind is MediaKind.VIDEO
     assert (result.width, result.height) == (96, 64)
     assert result.duration_ms == 2000 and result.fps == 10.0
-    assert len(result.frame_event_ids) == 4
-    events = event_log.events_for(result.media_id, 5)
-    frames = sorted(
-        (e.record for e in events if e.event_type == "FrameCaptured"),
-        key=lambda r: r["frame_index"],
-    )
-    assert [f["frame_index"] for f in frames] == [0, 5, 10, 15]
-    assert [f["timestamp_ms"] for f in frames] == [0, 500, 1000, 1500]
-    for frame in frames:
-        assert frame["image"]["key"] == frame_key(result.media_id, frame["frame_index"])
-        assert frame["sampling_fps"] == 2.0 and frame["source_fps"] == 10.0
-        assert frame["camera_id"] is None
-        decoded = Image.open(io.BytesIO(blobs.get_bytes(frame["image"])))
-        assert decoded.format == "JPEG" and decoded.size == (96, 64)
-    (uploaded,) = [e.record for e in events if e.event_type == "MediaUploaded"]
+    uploaded = _only_the_upload(event_log, result.media_id)
     assert uploaded["media_kind"] == "VIDEO" and uploaded["duration_ms"] == 2000
     assert uploaded["original"]["content_type"] == "video/x-msvideo"
+    assert blobs.list_keys(PROCESSED, f"{result.media_id}/") == []
 
 
-def test_video_given_as_bytes_every_nth_frame(
-    make_ingestor: IngestorFactory, event_log: EventLog, tmp_path: Path
+def test_video_given_as_bytes_is_probed(
+    ingestor: Ingestor, event_log: EventLog, tmp_path: Path
 ) -> None:
-    ingestor: Ingestor = make_ingestor(video_every_n_frames=7, max_video_frames=2)
     data = samples.video(tmp_path / "clip.avi", frames=20).read_bytes()
     result = ingestor.ingest_bytes(data, filename="clip.avi")
-    events = event_log.events_for(result.media_id, 3)
-    frames = sorted(e.record["frame_index"] for e in events if e.event_type == "FrameCaptured")
-    assert frames == [0, 7]
-    assert all(e.record["sampling_fps"] is None for e in events if e.event_type == "FrameCaptured")
+    assert _only_the_upload(event_log, result.media_id)["fps"] == 10.0
+
+
+def test_every_upload_starts_a_trace_or_continues_the_callers(
+    ingestor: Ingestor, event_log: EventLog
+) -> None:
+    fresh = ingestor.ingest_bytes(samples.png())
+    record = _only_the_upload(event_log, fresh.media_id)
+    assert re.fullmatch(r"[0-9a-f]{32}", fresh.trace_id)
+    assert record["envelope"]["trace_id"] == fresh.trace_id
+    other = ingestor.ingest_bytes(samples.png())
+    assert other.trace_id != fresh.trace_id
+    given = new_trace_id()
+    continued = ingestor.ingest_bytes(samples.png(), trace_id=given)
+    assert continued.trace_id == given
+    assert _only_the_upload(event_log, continued.media_id)["envelope"]["trace_id"] == given
+    with pytest.raises(ValueError, match="32 lower-case hex digits"):
+        ingestor.ingest_bytes(samples.png(), trace_id="not-a-trace")
+
+
+def test_the_trace_travels_in_the_kafka_headers_too(
+    ingestor: Ingestor, event_log: EventLog
+) -> None:
+    result = ingestor.ingest_bytes(samples.png())
+    (headers,) = event_log.headers_for(result.media_id)
+    assert headers["event-type"] == b"MediaUploaded"
+    parsed = parse_traceparent(headers["traceparent"].decode())
+    assert parsed is not None and parsed[0] == result.trace_id
 
 
 def test_trusted_content_overrides_a_misleading_extension(

@@ -20,7 +20,8 @@ from producers.ingest import Ingestor
 from projections.postgres.projection import PostgresProjection
 from projections.qdrant.projection import QdrantProjection
 from projections.runtime import ProjectionRunner
-from tests.integration.processors.test_pipeline import Workers, _document_png
+from tests.integration.processors.test_pipeline import _document_png
+from tests.integration.processors.workers import Workers
 from tests.integration.projections.conftest import TopicsUnderTest
 from visionlog.settings import Settings
 from visionlog.stores import mongo_client, postgres_connect

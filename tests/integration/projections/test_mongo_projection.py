@@ -33,6 +33,11 @@ from tests.processor_factories import (
     text_event,
 )
 from tests.projection_factories import projected
+from tests.unit.projections.completion_events import (
+    event_processed,
+    media_completed,
+    media_progressed,
+)
 from visionlog.codec import AvroCodec
 from visionlog.kafka import EventPublisher, admin_client
 from visionlog.registry import HttpSchemaRegistry
@@ -311,7 +316,9 @@ def kafka_topics(
     scoped = mongo_database.model_copy(
         update={
             "kafka": kafka,
-            "projections": mongo_database.projections.model_copy(update={"batch_size": 4}),
+            "projections": mongo_database.projections.model_copy(
+                update={"batch_size": 4, "commit_every_messages": 4}
+            ),
         }
     )
     yield scoped
@@ -355,3 +362,95 @@ def test_a_crash_before_the_commit_redelivers_without_duplicates(
         assert media["frames"]["count"] == 3
         assert media["progress"]["ocr"]["done"] == 2
     assert mongo_checksum(settings, crashed, client) == mongo_checksum(settings, clean, client)
+
+
+# ---------------------------------------------------------------- completion and progress
+
+
+def completion_log(media_id: str) -> list[tuple[str, dict[str, Any]]]:
+    upload = sample_event(
+        get_catalog(), "MediaUploaded", media_id=media_id, media_kind="PDF", page_count=3
+    )
+    return [
+        ("MediaUploaded", _at(upload, 0)),
+        ("MediaProgressed", media_progressed(media_id, 30.0, completed=1, expected=3, seconds=10)),
+        ("MediaProgressed", media_progressed(media_id, 60.0, completed=2, expected=3, seconds=20)),
+        (
+            "EventProcessed",
+            event_processed(media_id, "page-0003", [("ocr", "FAILED", "page-0003: corrupt")]),
+        ),
+        (
+            "MediaCompleted",
+            media_completed(
+                media_id,
+                "COMPLETED_WITH_ERRORS",
+                completed=2,
+                failed=1,
+                errors=[("ocr", "page-0003", "page-0003: corrupt"), ("render", None, "slow")],
+                seconds=30,
+            ),
+        ),
+        # Read after the completion, with a later time: lowers nothing, moves nothing back.
+        ("MediaProgressed", media_progressed(media_id, 90.0, completed=2, expected=3, seconds=40)),
+        ("MediaProgressed", media_progressed(media_id, 50.0, run_id="rerun-1", seconds=70)),
+        ("MediaCompleted", media_completed(media_id, "FAILED", run_id="rerun-1", seconds=80)),
+    ]
+
+
+def test_completion_is_final_progress_never_lowers_and_runs_stay_apart(
+    mongo_database: Settings, client: MongoClient
+) -> None:
+    media_id = new_media_id()
+    events = as_log(completion_log(media_id))
+    projection = _apply(mongo_database, client, "g1", events[:3])
+    media = _doc(mongo_database, client, MEDIA_ITEMS, "g1", media_id)
+    assert media["status"] == "processing" and media["percent"] == 60.0
+    assert (media["items_expected"], media["items_completed"]) == (3, 2)
+
+    projection.apply(events[3:], {})
+    first = mongo_checksum(mongo_database, "g1", client)
+    projection.apply(events, {})  # redelivered
+    assert mongo_checksum(mongo_database, "g1", client) == first
+
+    media = _doc(mongo_database, client, MEDIA_ITEMS, "g1", media_id)
+    assert media["status"] == "completed_with_errors"
+    assert media["percent"] == 100.0
+    completion = media["completion"]
+    assert completion["status"] == "completed_with_errors" and completion["run_id"] is None
+    assert (completion["items_expected"], completion["items_failed"]) == (3, 1)
+    assert completion["duration_ms"] == 30_000
+    assert media["progress"]["ocr"]["last_error"]["error_message"] == "page-0003: corrupt"
+    assert media["progress"]["render"]["last_error"]["error_message"] == "slow"
+    run = media["runs"]["rerun-1"]
+    assert run["status"] == "failed" and run["percent"] == 100.0
+    assert run["completion"]["run_id"] == "rerun-1"
+
+    # Another generation reads the topics the other way round: the same documents.
+    reverse = sorted(events, key=lambda event: event.topic, reverse=True)
+    _apply(mongo_database, client, "g2", reverse)
+    assert mongo_checksum(mongo_database, "g2", client) == first
+
+
+def test_a_dead_letter_after_a_work_report_gives_the_fuller_last_error(
+    mongo_database: Settings, client: MongoClient
+) -> None:
+    media_id = new_media_id()
+    report = event_processed(media_id, "page-0001", [("ocr", "FAILED", "corrupt page")])
+    failed = sample_event(
+        get_catalog(),
+        "ProcessingFailed",
+        media_id=media_id,
+        stage="ocr",
+        error_type="PermanentStageError",
+        error_message="corrupt page",
+    )
+    events = as_log([("EventProcessed", report), ("ProcessingFailed", _at(failed, 9))])
+    _apply(mongo_database, client, "g1", events[:1])
+    error = _doc(mongo_database, client, MEDIA_ITEMS, "g1", media_id)["progress"]["ocr"]
+    assert error["last_error"]["error_message"] == "corrupt page"
+    _apply(mongo_database, client, "g1", events[1:])
+    _apply(mongo_database, client, "g2", list(reversed(events)))
+    for generation in ("g1", "g2"):
+        stage = _doc(mongo_database, client, MEDIA_ITEMS, generation, media_id)["progress"]["ocr"]
+        assert stage["last_error"]["error_type"] == "PermanentStageError"
+        assert stage["failed"] == 1

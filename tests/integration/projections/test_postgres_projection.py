@@ -34,6 +34,11 @@ from tests.processor_factories import (
     track_event,
 )
 from tests.projection_factories import projected
+from tests.unit.projections.completion_events import (
+    event_processed,
+    media_completed,
+    media_progressed,
+)
 from tests.unit.projections.test_postgres_rows import (
     T0,
     frame_captured,
@@ -157,10 +162,18 @@ def projection(pg_schema: Settings) -> Iterator[PostgresProjection]:
 def test_migrations_apply_once_per_schema(pg_schema: Settings) -> None:
     schema = schema_of(pg_schema)
     with postgres_connect(pg_schema) as conn:
-        assert apply_migrations(conn, schema, READMODEL_MIGRATIONS) == ["0001_readmodel"]
+        assert apply_migrations(conn, schema, READMODEL_MIGRATIONS) == [
+            "0001_readmodel",
+            "0002_completion",
+        ]
         assert apply_migrations(conn, schema, READMODEL_MIGRATIONS) == []
-        rows = conn.execute(f'SELECT version, name FROM "{schema}".schema_migrations').fetchall()
-    assert rows == [{"version": 1, "name": "0001_readmodel"}]
+        rows = conn.execute(
+            f'SELECT version, name FROM "{schema}".schema_migrations ORDER BY version'
+        ).fetchall()
+    assert rows == [
+        {"version": 1, "name": "0001_readmodel"},
+        {"version": 2, "name": "0002_completion"},
+    ]
 
 
 def test_rows_of_every_event_type_and_erasure(
@@ -175,8 +188,8 @@ def test_rows_of_every_event_type_and_erasure(
             row["media_id"]: row
             for row in conn.execute(f'SELECT * FROM "{schema}".media').fetchall()
         }
-        # The failure is the latest event of the kept item.
-        assert media[kept]["status"] == "failed"
+        # A failed stage does not end the item; only its MediaCompleted does.
+        assert media[kept]["status"] == "processing"
         assert media[kept]["filename"] == "invoice.jpg"
         assert media[erased]["status"] == "deleted"
         assert media[erased]["filename"] is None
@@ -503,3 +516,239 @@ def test_exactly_once_after_a_crash_before_commit(
     # The kept item's two boxes, once each; the erased item's box is gone.
     assert len(detections) == 2
     assert counts(settings, schema)["audit_log"] == len(log)
+
+
+# ---------------------------------------------------------------- completion and progress
+
+
+def completion_log(media_id: str) -> list[tuple[str, dict[str, Any]]]:
+    """An item's upload, progress, completion, a reprocess run, and reports read late."""
+    return [
+        ("MediaUploaded", media_uploaded(media_id)),
+        ("MediaProgressed", media_progressed(media_id, 30.0, completed=1, expected=3, seconds=10)),
+        ("MediaProgressed", media_progressed(media_id, 60.0, completed=2, expected=3, seconds=20)),
+        (
+            "MediaCompleted",
+            media_completed(
+                media_id,
+                "COMPLETED_WITH_ERRORS",
+                completed=2,
+                failed=1,
+                errors=[("ocr", "page-0003", "page-0003: not a decodable image")],
+                seconds=30,
+            ),
+        ),
+        # Read after the completion (another topic), with a later event time: changes nothing.
+        ("MediaProgressed", media_progressed(media_id, 90.0, completed=2, expected=3, seconds=40)),
+        (
+            "ObjectsDetected",
+            detections_event(
+                media_id, item(media_id), [("cat", 0.8, (1, 1, 5, 5), None)], seconds=50
+            ),
+        ),
+        # A reprocess run of the same item: stored per run, the item's status stays.
+        ("MediaProgressed", media_progressed(media_id, 50.0, run_id="rerun-1", seconds=70)),
+        ("MediaCompleted", media_completed(media_id, "FAILED", run_id="rerun-1", seconds=80)),
+    ]
+
+
+def _media_row(settings: Settings, media_id: str) -> dict[str, Any]:
+    schema = schema_of(settings)
+    with postgres_connect(settings) as conn:
+        row = conn.execute(
+            f'SELECT * FROM "{schema}".media WHERE media_id = %s', (media_id,)
+        ).fetchone()
+    assert row is not None
+    return dict(row)
+
+
+def _runs(settings: Settings, media_id: str) -> dict[str, dict[str, Any]]:
+    schema = schema_of(settings)
+    with postgres_connect(settings) as conn:
+        rows = conn.execute(
+            f'SELECT * FROM "{schema}".processing_runs WHERE media_id = %s', (media_id,)
+        ).fetchall()
+    return {row["run_id"]: dict(row) for row in rows}
+
+
+def test_progress_then_completion_then_late_progress(
+    pg_schema: Settings, projection: PostgresProjection
+) -> None:
+    media_id = new_media_id()
+    events = by_topic(completion_log(media_id))
+    # Progress so far: processing with a percent.
+    projection.apply(events[:3], ends(events[:3]))
+    assert _media_row(pg_schema, media_id)["status"] == "processing"
+    (own,) = _runs(pg_schema, media_id).values()
+    assert (own["run_id"], own["status"], own["percent"]) == ("", "processing", 60.0)
+    assert (own["items_expected"], own["items_completed"]) == (3, 2)
+
+    projection.apply(events[3:], ends(events))
+    media = _media_row(pg_schema, media_id)
+    assert media["status"] == "completed_with_errors"
+    assert media["status_at"] == T0 + timedelta(seconds=30)
+    runs = _runs(pg_schema, media_id)
+    own = runs[""]
+    assert own["status"] == "completed_with_errors" and own["percent"] == 100.0
+    assert (own["items_expected"], own["items_completed"], own["items_failed"]) == (3, 2, 1)
+    assert own["errors"] == [
+        {"stage": "ocr", "item_label": "page-0003", "message": "page-0003: not a decodable image"}
+    ]
+    assert own["duration_ms"] == 30_000 and own["completed_at"] == T0 + timedelta(seconds=30)
+    rerun = runs["rerun-1"]
+    assert rerun["status"] == "failed" and rerun["percent"] == 100.0
+
+    # Redelivered (the offsets forgotten): nothing changes.
+    schema = schema_of(pg_schema)
+    before = checksums(pg_schema, schema)
+    with postgres_connect(pg_schema) as conn:
+        conn.execute(f'DELETE FROM "{schema}".projection_offsets')
+        conn.commit()
+    again = PostgresProjection(pg_schema)
+    try:
+        again.apply(events, ends(events))
+    finally:
+        again.close()
+    assert checksums(pg_schema, schema) == before
+    # Progress reports are not audited; the completion is.
+    with postgres_connect(pg_schema) as conn:
+        audited = conn.execute(
+            f'SELECT event_type FROM "{schema}".audit_log WHERE media_id = %s ORDER BY event_type',
+            (media_id,),
+        ).fetchall()
+    assert [row["event_type"] for row in audited] == [
+        "MediaCompleted",
+        "MediaCompleted",
+        "MediaUploaded",
+        "ObjectsDetected",
+    ]
+
+
+def test_completion_does_not_depend_on_the_order_topics_are_read(pg_schema: Settings) -> None:
+    schema = schema_of(pg_schema)
+    media_id = new_media_id()
+    events = by_topic(completion_log(media_id))
+    live = PostgresProjection(pg_schema)
+    try:
+        live.apply(events, ends(events))
+    finally:
+        live.close()
+    rebuild = PostgresProjection(pg_schema, schema=f"{schema}_rebuild")
+    try:
+        # Every progress report (and the detection) after the upload and the completions.
+        for topic in ("MediaUploaded", "MediaCompleted", "MediaProgressed", "ObjectsDetected"):
+            batch = [event for event in events if event.topic == topic]
+            rebuild.apply(batch, ends(batch))
+    finally:
+        rebuild.close()
+    assert checksums(pg_schema, f"{schema}_rebuild") == checksums(pg_schema, schema)
+    with postgres_connect(pg_schema) as conn:
+        row = conn.execute(
+            f'SELECT status FROM "{schema}_rebuild".media WHERE media_id = %s', (media_id,)
+        ).fetchone()
+    assert row is not None and row["status"] == "completed_with_errors"
+
+
+def _frame(settings: Settings, schema: str, media_id: str, index: int) -> dict[str, Any]:
+    with postgres_connect(settings) as conn:
+        row = conn.execute(
+            f'SELECT * FROM "{schema}".frames WHERE media_id = %s AND frame_index = %s',
+            (media_id, index),
+        ).fetchone()
+    assert row is not None
+    return dict(row)
+
+
+def test_a_skipped_camera_frame_is_recorded_before_or_after_its_frame(
+    pg_schema: Settings,
+) -> None:
+    schema = schema_of(pg_schema)
+    camera = new_media_id()
+    captured = T0 + timedelta(hours=1)
+    reason = "superseded: frame 43 is newer"
+    log = [
+        (
+            "EventProcessed",
+            event_processed(
+                camera,
+                "frame-00000042",
+                [("detection", "SKIPPED", reason)],
+                worker="live",
+                camera_id="cam-1",
+            ),
+        ),
+        ("FrameCaptured", frame_captured(camera, 42, captured)),
+        (
+            "EventProcessed",
+            event_processed(
+                camera,
+                "frame-00000042",
+                [("anonymise", "DONE", None), ("codes", "NOT_APPLICABLE", None)],
+                camera_id="cam-1",
+            ),
+        ),
+        # A skipped frame that is never projected otherwise still has its row.
+        (
+            "EventProcessed",
+            event_processed(
+                camera,
+                "frame-00000044",
+                [("detection", "SKIPPED", "stale: 2412 ms old, bound 2000 ms")],
+                worker="live",
+                camera_id="cam-1",
+            ),
+        ),
+    ]
+    events = by_topic(log)
+    # The work report first, then the frame; and the other way round in a second schema.
+    first = PostgresProjection(pg_schema)
+    try:
+        first.apply(events, ends(events))
+        first.apply(events, ends(events))  # redelivered: the same rows
+    finally:
+        first.close()
+    second = PostgresProjection(pg_schema, schema=f"{schema}_rebuild")
+    try:
+        for topic in ("FrameCaptured", "EventProcessed"):
+            batch = [event for event in events if event.topic == topic]
+            second.apply(batch, ends(batch))
+    finally:
+        second.close()
+    assert checksums(pg_schema, f"{schema}_rebuild") == checksums(pg_schema, schema)
+
+    frame = _frame(pg_schema, schema, camera, 42)
+    assert frame["captured_at"] == captured and frame["event_id"] is not None
+    assert frame["outcome"] == "skipped" and frame["outcome_reason"] == reason
+    assert frame["stages"] == {
+        "detection": {"status": "skipped", "reason": reason},
+        "anonymise": {"status": "done"},
+    }
+    stub = _frame(pg_schema, schema, camera, 44)
+    assert stub["event_id"] is None and stub["camera_id"] == "cam-1"
+    assert stub["item_label"] == "frame-00000044" and stub["tenant_id"] == "tests"
+    assert stub["outcome"] == "skipped" and stub["outcome_reason"].startswith("stale:")
+    # Work reports are not audited: they arrive for every camera frame.
+    with postgres_connect(pg_schema) as conn:
+        audited = conn.execute(
+            f'SELECT count(*) AS n FROM "{schema}".audit_log WHERE event_type = %s',
+            ("EventProcessed",),
+        ).fetchone()
+    assert audited is not None and audited["n"] == 0
+
+
+def test_work_reports_and_progress_of_an_erased_item_are_dropped(
+    pg_schema: Settings, projection: PostgresProjection
+) -> None:
+    media_id = new_media_id()
+    log = [
+        ("MediaUploaded", media_uploaded(media_id)),
+        ("MediaDeleted", media_deleted(media_id)),
+        ("EventProcessed", event_processed(media_id, "page-0001", [("ocr", "DONE", None)])),
+        ("MediaProgressed", media_progressed(media_id, 50.0)),
+        ("MediaCompleted", media_completed(media_id)),
+    ]
+    events = as_projected(log, topic="t")
+    projection.apply(events, ends(events))
+    assert _media_row(pg_schema, media_id)["status"] == "deleted"
+    assert _runs(pg_schema, media_id) == {}
+    assert counts(pg_schema, schema_of(pg_schema))["pages"] == 0

@@ -18,7 +18,7 @@ import pytest
 
 from producers.cameras import camera_media_id
 from projections.postgres.projection import PostgresProjection
-from tests.integration.processors.test_pipeline import Workers
+from tests.integration.processors.workers import Workers
 from tests.integration.projections.conftest import TopicsUnderTest
 from tests.ports import free_port, free_port_pair
 from visionlog.blobstore import PROCESSED, BlobStore

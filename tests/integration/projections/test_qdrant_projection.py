@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import random
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import fastavro
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 from qdrant_client import QdrantClient, models
@@ -23,9 +25,9 @@ from stack.initialise import InitReport
 from tests.factories import sample_event
 from tests.processor_factories import MODEL, bounding_box, item, new_media_id
 from tests.projection_factories import projected
-from visionlog.codec import AvroCodec
+from visionlog.codec import AvroCodec, frame, write_body
 from visionlog.kafka import EventPublisher, admin_client, consumer_config
-from visionlog.registry import HttpSchemaRegistry
+from visionlog.registry import HttpSchemaRegistry, subject_for
 from visionlog.schemas import get_catalog
 from visionlog.settings import KafkaSettings, Settings
 from visionlog.topics import (
@@ -258,7 +260,9 @@ def embedding_topics(
     yield prefixed.model_copy(
         update={
             "kafka": kafka,
-            "projections": prefixed.projections.model_copy(update={"batch_size": 3}),
+            "projections": prefixed.projections.model_copy(
+                update={"batch_size": 3, "commit_every_messages": 3}
+            ),
         }
     )
     names = [full_topic_name(spec, kafka) for spec in CATALOGUE]
@@ -312,6 +316,54 @@ def test_runner_redelivers_after_a_crash_and_dead_letters_poison(
     assert about_poison, dead_letters
     assert all("2 dimensions does not fit" in d["error_message"] for d in about_poison)
     assert {d["failed_event_type"] for d in about_poison} == {"EmbeddingComputed"}
+
+
+def test_an_event_written_with_a_foreign_schema_of_a_contract_name_is_dead_lettered(
+    embedding_topics: Settings, qdrant: QdrantClient
+) -> None:
+    """Same record name, another namespace: the codec reads it without the contract, so the
+    runner dead-letters it instead of handing the projection a record of another shape."""
+    settings = embedding_topics
+    registry = HttpSchemaRegistry(settings.registry)
+    codec = AvroCodec(registry)
+    publisher = EventPublisher(settings.kafka, codec)
+    topic = full_topic_name(topic_for_event("EmbeddingComputed"), settings.kafka)
+    foreign = {
+        "type": "record",
+        "name": "EmbeddingComputed",
+        "namespace": "acme.events",
+        "fields": [
+            {"name": "media_id", "type": "string"},
+            {"name": "vector", "type": {"type": "array", "items": "float"}},
+        ],
+    }
+    schema_id = registry.register(
+        subject_for(topic, "acme.events.EmbeddingComputed"), json.dumps(foreign)
+    )
+    media_id = new_media_id()
+    body = write_body(fastavro.parse_schema(foreign), {"media_id": media_id, "vector": [0.5]})
+    publisher.publish_bytes(topic, media_id.encode(), frame(schema_id, body))
+    good = embedding(media_id, "IMAGE", [0.3, 0.4])
+    publisher.publish(good.event_type, good.record)
+    publisher.flush()
+
+    generation = f"g{random.randrange(10**6, 10**7)}"
+    projection = QdrantProjection(settings, qdrant, generation=generation)
+    stats = ProjectionRunner(projection, settings, codec, publisher).catch_up(timeout_s=30)
+    assert stats.dead_lettered == 1
+    prefix = settings.projections.qdrant_collection_prefix
+    assert _count(qdrant, f"{prefix}_images_{generation}") == 1
+    dead_letters = [
+        codec.decode(message.value()).record
+        for message in _read_all(settings, topic_for_event("ProcessingFailed").name)
+    ]
+    [foreign_letter] = [d for d in dead_letters if d["failed_offset"] == 0]
+    assert foreign_letter["error_type"] == "ContractError"
+    assert foreign_letter["error_message"] == (
+        "acme.events.EmbeddingComputed is not the contract "
+        "visionlog.events.EmbeddingComputed of EmbeddingComputed"
+    )
+    assert foreign_letter["failed_event_type"] == "EmbeddingComputed"
 
 
 def _read_all(settings: Settings, topic_name: str) -> list[Message]:

@@ -16,17 +16,13 @@ from pathlib import Path
 from psycopg import sql
 
 from processors.modelstore import load
+from processors.reprocess.execute import execute
+from processors.reprocess.request import ReprocessSelection, request_record, request_reprocess
+from processors.reprocess.worker import run_reprocess_worker
 from processors.stage import StageContext
 from producers.ingest import Ingestor
 from projections.postgres.projection import PostgresProjection
 from projections.replay.diff import diff_versions
-from projections.replay.reprocess import (
-    ReprocessSelection,
-    execute,
-    request_record,
-    request_reprocess,
-)
-from projections.replay.worker import run_reprocess_worker
 from projections.runtime import ProjectionRunner
 from tests.integration.projections.conftest import TopicsUnderTest
 from tests.unit.processors.test_yolo_decoder import DOG_ROW, V8_CANDIDATES, yolo_graph

@@ -16,11 +16,13 @@ from processors.anonymise.keys import redacted_image_key, redacted_text_key
 from processors.anonymise.plates import detect_plates
 from processors.anonymise.redact import redact
 from processors.modelstore import load
+from processors.openvino_runtime import OpenVinoRuntime
+from visionlog.settings import get_settings
 
 
 @cache
 def detector() -> FaceDetector:
-    return FaceDetector()
+    return FaceDetector(OpenVinoRuntime.from_settings(get_settings()))
 
 
 @cache

@@ -11,10 +11,17 @@ import pytest
 from processors.detection.coco import COCO_CLASSES
 from processors.detection.detections import Detections, box_iou
 from processors.detection.engine import NanoDetEngine
-from processors.detection.nanodet import NANODET_BINS, decode_nanodet, group_outputs
-from processors.detection.preprocess import UInt8Image
+from processors.detection.nanodet import (
+    NANODET_BINS,
+    NANODET_MEAN,
+    NANODET_STD,
+    decode_nanodet,
+    group_outputs,
+)
+from processors.detection.preprocess import UInt8Image, stretch, to_nchw
 from processors.model_catalogue import NANODET
 from processors.modelstore import load, provision
+from processors.openvino_runtime import EngineTuning, OpenVinoRuntime
 from visionlog.settings import Settings
 
 
@@ -56,7 +63,7 @@ def test_incomplete_outputs_are_rejected() -> None:
 def engine() -> Iterator[NanoDetEngine]:
     settings = Settings()
     provision(NANODET, settings)  # a no-op when cached
-    yield NanoDetEngine(load(NANODET, settings), threads=2)
+    yield NanoDetEngine(load(NANODET, settings), OpenVinoRuntime.from_settings(settings))
 
 
 def photo(name: str) -> UInt8Image:
@@ -113,3 +120,18 @@ def test_a_bad_image_fails_the_batch_and_the_engine_stays_usable(engine: NanoDet
         engine.detect_batch([bus, bus, grey], 0.35)
     [again] = engine.detect_batch([bus], 0.35)
     assert again.labels() == engine.detect(bus, 0.35).labels()
+
+
+def test_normalisation_in_the_graph_matches_the_numpy_reference(engine: NanoDetEngine) -> None:
+    # The compiled model takes u8 BGR pixels and normalises them itself; the raw IR fed
+    # the numpy-normalised tensor (the earlier path) must give the same outputs.
+    settings = Settings()
+    runtime = OpenVinoRuntime.from_settings(settings)
+    raw = runtime.compile(
+        runtime.read_model(load(NANODET, settings).path("nanodet-ir.xml")), EngineTuning()
+    )
+    resized, _ = stretch(photo("bus.jpg"), engine.input_width, engine.input_height)
+    reference = raw(to_nchw(resized, NANODET_MEAN, NANODET_STD, swap_rb=False))
+    in_graph = engine.infer(np.ascontiguousarray(resized[None]))
+    for index, output in enumerate(in_graph):
+        np.testing.assert_allclose(output, reference[index], atol=1e-4)

@@ -9,8 +9,10 @@ import pytest
 from processors.embeddings.backbone import BackboneEmbedder
 from processors.embeddings.crops import crop_box
 from processors.embeddings.image import DIMENSION, describe, image_model_ref
-from processors.embeddings.images import DescriptorEmbedder, get_image_embedder
+from processors.embeddings.images import DescriptorEmbedder, create_image_embedder
 from processors.modelstore import load
+from processors.openvino_runtime import OpenVinoRuntime
+from visionlog.settings import get_settings
 
 
 def _photo(name: str) -> np.ndarray:
@@ -84,7 +86,7 @@ def test_crop_box_scales_and_clips() -> None:
 
 @pytest.fixture(scope="module")
 def backbone() -> BackboneEmbedder:
-    return BackboneEmbedder(threads=1)
+    return BackboneEmbedder(OpenVinoRuntime.from_settings(get_settings()))
 
 
 def test_backbone_features_are_deterministic_unit_vectors(backbone: BackboneEmbedder) -> None:
@@ -114,6 +116,7 @@ def test_backbone_groups_photos_and_objects_by_content(backbone: BackboneEmbedde
 
 
 def test_the_stage_uses_the_backbone_when_the_detector_is_provisioned() -> None:
-    embedder = get_image_embedder()
+    settings = get_settings()
+    embedder = create_image_embedder(settings, OpenVinoRuntime.from_settings(settings))
     assert isinstance(embedder, BackboneEmbedder)
     assert DescriptorEmbedder().model_ref()["name"] == "colour-gradient-descriptor"

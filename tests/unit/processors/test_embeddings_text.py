@@ -8,11 +8,13 @@ import pytest
 from processors.embeddings.minilm_files import EXTRACTED_DIR, minilm_files
 from processors.embeddings.text import TextEmbedder
 from processors.embeddings.wordpiece import MAX_TOKENS, SentenceTokenizer
+from processors.openvino_runtime import OpenVinoRuntime
+from visionlog.settings import get_settings
 
 
 @pytest.fixture(scope="module")
 def embedder() -> TextEmbedder:
-    return TextEmbedder(backend="openvino", threads=1)
+    return TextEmbedder(backend="openvino", runtime=OpenVinoRuntime.from_settings(get_settings()))
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import numpy as np
 import pytest
@@ -21,6 +25,7 @@ from processors.ocr.synthetic import (
     render_lines,
     turn,
 )
+from processors.openvino_runtime import OpenVinoRuntime
 from visionlog.settings import get_settings
 
 ENGLISH = [
@@ -36,12 +41,12 @@ MAX_CER = 0.03
 
 @pytest.fixture(scope="module")
 def engine() -> OpenVinoOcrEngine:
-    return OpenVinoOcrEngine(threads=get_settings().processors.inference_threads)
+    return OpenVinoOcrEngine(OpenVinoRuntime.from_settings(get_settings()))
 
 
 @pytest.fixture(scope="module")
 def pipeline(engine: OpenVinoOcrEngine) -> OcrPipeline:
-    return OcrPipeline(engine, probe=engine)
+    return OcrPipeline(engine, probe=engine, parallel=4)
 
 
 @pytest.fixture(scope="module")
@@ -195,3 +200,90 @@ def test_without_a_probe_skew_comes_from_the_text_mask(
     assert result.preprocessing == ("deskew",)
     assert result.skew_degrees == pytest.approx(5, abs=0.7)
     assert character_error_rate(page.text, result.full_text) < MAX_CER
+
+
+def test_pages_read_in_parallel_give_the_text_of_serial_reads(
+    pipeline: OcrPipeline, page: Page
+) -> None:
+    # Several pages at once on one engine (each read borrows its own inference requests):
+    # the same results as one after the other, whatever runs beside them.
+    images = [
+        page.image,
+        turn(page.image, 180),
+        turn(page.image, 90),
+        add_noise(page.image, 25, seed=1),
+        render_lines(ENGLISH, width=500, font_size=24).image,
+        turn(page.image, -7),
+    ]
+    serial = [pipeline.read(image) for image in images]
+    for _ in range(2):
+        parallel = pipeline.read_many(images)
+        for alone, together in zip(serial, parallel, strict=True):
+            assert together.full_text == alone.full_text
+            assert together.orientation_degrees == alone.orientation_degrees
+            assert together.preprocessing == alone.preprocessing
+            assert together.skew_degrees == alone.skew_degrees
+    assert all(result.full_text for result in serial)
+
+
+def test_the_pipeline_reads_no_more_pages_at_once_than_allowed(
+    engine: OpenVinoOcrEngine, page: Page
+) -> None:
+    reading = 0
+    most = 0
+    lock = threading.Lock()
+
+    class CountingEngine:
+        version = engine.version
+
+        def model_refs(self) -> list[Any]:
+            return engine.model_refs()
+
+        def read_lines(self, image: np.ndarray) -> list[Any]:
+            nonlocal reading, most
+            with lock:
+                reading += 1
+                most = max(most, reading)
+            try:
+                time.sleep(0.05)
+                return engine.read_lines(image)
+            finally:
+                with lock:
+                    reading -= 1
+
+    limited = OcrPipeline(CountingEngine(), parallel=2)
+    with ThreadPoolExecutor(6) as pool:
+        results = list(pool.map(limited.read, [page.image] * 6))
+    assert most == 2
+    assert all(result.full_text == results[0].full_text for result in results)
+
+
+def test_upright_pages_are_detected_once(
+    pipeline: OcrPipeline, engine: OpenVinoOcrEngine, page: Page, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The orientation probe runs the engine's own detector: on a page that needs no turn
+    # its boxes are read directly; a turned page is detected again after the turn.
+    calls: list[tuple[int, int]] = []
+    detect = engine.detect
+
+    def counted(image: np.ndarray, max_side: int | None = None) -> list[Any]:
+        calls.append(image.shape[:2])
+        return detect(image, max_side)
+
+    classified: list[int] = []
+    classify = engine.upside_down_probability
+
+    def counted_votes(crops: Sequence[np.ndarray]) -> list[float]:
+        classified.append(len(crops))
+        return classify(crops)
+
+    monkeypatch.setattr(engine, "detect", counted)
+    monkeypatch.setattr(engine, "upside_down_probability", counted_votes)
+    upright = pipeline.read(page.image)
+    assert len(calls) == 1
+    # The orientation vote's crops are the read's crops: each line is classified once.
+    assert sum(classified) == len(upright.lines) == len(page.text.split("\n"))
+    calls.clear()
+    turned = pipeline.read(turn(page.image, 90))
+    assert len(calls) == 2
+    assert turned.full_text == upright.full_text

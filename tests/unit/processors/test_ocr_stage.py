@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from functools import cache
 from typing import Any
 
 import cv2
@@ -10,9 +11,10 @@ import fastavro
 import numpy as np
 import pytest
 
+from processors.engines import Engines
 from processors.ocr.stage import recognise_text, text_recognized
 from processors.ocr.synthetic import render_lines, turn
-from processors.stage import PermanentStageError, StageContext
+from processors.stage import PermanentStageError, StageContext, image_key
 from tests.factories import sample_event
 from visionlog.blobstore import BlobStore
 from visionlog.schemas import get_catalog
@@ -32,15 +34,23 @@ def _blob(image: np.ndarray) -> dict[str, Any]:
     }
 
 
+@cache
+def _engines() -> Engines:
+    # One set of engines for the module, as one worker has: the OCR models compile once.
+    return Engines(get_settings())
+
+
 def _context(image: np.ndarray, blob: dict[str, Any]) -> StageContext:
     settings = get_settings()
-    # The decoded image is already in the context's cache, as after an earlier stage on the
-    # same worker: the stage reads it from there and never needs the blob store.
-    return StageContext(
+    ctx = StageContext(
         settings=settings,
         blobs=BlobStore.from_settings(settings.minio),
-        _image_cache={blob["sha256"]: image},
+        engines_factory=_engines,
     )
+    # The decoded image is already in the context's cache, as after an earlier stage on the
+    # same worker: the stage reads it from there and never needs the blob store.
+    ctx.images.put(image_key(blob), image)
+    return ctx
 
 
 @pytest.fixture(scope="module")
@@ -136,8 +146,6 @@ def test_other_events_are_a_permanent_error(page_image: np.ndarray) -> None:
 
 
 def test_unreadable_pixels_are_a_permanent_error(page_event: Any) -> None:
-    from processors.ocr.stage import _shared_pipeline
-
-    pipeline = _shared_pipeline(get_settings())
+    pipeline = _engines().ocr()
     with pytest.raises(PermanentStageError, match="non-empty"):
         text_recognized(page_event, np.zeros((0, 5, 3), np.uint8), pipeline, "page-3")

@@ -24,6 +24,8 @@ from processors.detection.yolo import (
     names_from_metadata,
     read_class_names,
 )
+from processors.openvino_runtime import OpenVinoRuntime
+from visionlog.settings import Settings
 
 
 def yolo_graph(
@@ -80,6 +82,12 @@ V8_CANDIDATES = np.array(
 DOG_ROW = 4 + 1
 
 
+@pytest.fixture(scope="module")
+def runtime() -> OpenVinoRuntime:
+    # Engines of tests compile through the process's one OpenVINO runtime, as in a worker.
+    return OpenVinoRuntime.from_settings(Settings())
+
+
 @pytest.fixture
 def names_file(tmp_path: Path) -> Path:
     path = tmp_path / "names.txt"
@@ -115,9 +123,11 @@ def test_v5_decoding_multiplies_objectness() -> None:
         decode_yolo(rows[None], "v5", ("a", "b", "c"), 0.3)
 
 
-def test_v8_onnx_model_through_the_engine(tmp_path: Path, names_file: Path) -> None:
+def test_v8_onnx_model_through_the_engine(
+    tmp_path: Path, names_file: Path, runtime: OpenVinoRuntime
+) -> None:
     model_path = yolo_graph(tmp_path / "tiny-v8.onnx", V8_CANDIDATES, (DOG_ROW, 0), 320)
-    engine = YoloEngine(model_path, names_file, threads=1)
+    engine = YoloEngine(model_path, names_file, runtime)
     assert engine.layout == "v8" and engine.class_names == ("cat", "dog", "bird")
     assert engine.model_ref["version"] == hashlib.sha256(model_path.read_bytes()).hexdigest()[:16]
     assert engine.model_ref["source"] == str(model_path)
@@ -138,16 +148,18 @@ def test_v8_onnx_model_through_the_engine(tmp_path: Path, names_file: Path) -> N
     np.testing.assert_allclose(found.boxes[0], [2 * 60, 2 * 60, 2 * 140, 2 * 100], atol=1e-3)
 
 
-def test_letterboxed_boxes_map_back_to_a_wide_image(tmp_path: Path, names_file: Path) -> None:
+def test_letterboxed_boxes_map_back_to_a_wide_image(
+    tmp_path: Path, names_file: Path, runtime: OpenVinoRuntime
+) -> None:
     model_path = yolo_graph(tmp_path / "tiny-v8.onnx", V8_CANDIDATES, (DOG_ROW, 0), 320)
-    engine = YoloEngine(model_path, names_file, threads=1)
+    engine = YoloEngine(model_path, names_file, runtime)
     # 800 x 400 -> scale 0.4, 320 x 160 placed at y 80..240.
     found = engine.detect(np.zeros((400, 800, 3), np.uint8), 0.25)
     cat = found.filter(classes=["cat"])
     np.testing.assert_allclose(cat.boxes[0], [200, 150, 300, 250], atol=1e-3)
 
 
-def test_v5_dynamic_onnx_with_names_metadata(tmp_path: Path) -> None:
+def test_v5_dynamic_onnx_with_names_metadata(tmp_path: Path, runtime: OpenVinoRuntime) -> None:
     candidates = np.array(
         [
             [320, 320, 64, 32, 0.0, 1.0, 0.0],  # objectness comes from the image
@@ -162,7 +174,7 @@ def test_v5_dynamic_onnx_with_names_metadata(tmp_path: Path) -> None:
         None,
         metadata={"names": "{0: 'cat', 1: 'dog'}"},
     )
-    engine = YoloEngine(model_path, None, threads=1)
+    engine = YoloEngine(model_path, None, runtime)
     assert engine.layout == "v5" and engine.class_names == ("cat", "dog")
     assert (engine.input_width, engine.input_height) == (640, 640)
     assert engine.detect(np.zeros((640, 640, 3), np.uint8), 0.3).labels() == ["dog"]
@@ -171,43 +183,47 @@ def test_v5_dynamic_onnx_with_names_metadata(tmp_path: Path) -> None:
     np.testing.assert_allclose(found.boxes[0], [288, 304, 352, 336], atol=1e-3)
 
 
-def test_dynamic_batch_keeps_the_exported_input_size(tmp_path: Path, names_file: Path) -> None:
+def test_dynamic_batch_keeps_the_exported_input_size(
+    tmp_path: Path, names_file: Path, runtime: OpenVinoRuntime
+) -> None:
     model_path = yolo_graph(
         tmp_path / "tiny-v8.onnx", V8_CANDIDATES, (DOG_ROW, 0), 320, dynamic_batch=True
     )
-    engine = YoloEngine(model_path, names_file, threads=1)
+    engine = YoloEngine(model_path, names_file, runtime)
     # Only the batch is open: the model still sees 320 x 320, so boxes scale by 640 / 320.
     assert (engine.input_width, engine.input_height) == (320, 320)
     cat = engine.detect(np.zeros((640, 640, 3), np.uint8), 0.25).filter(classes=["cat"])
     np.testing.assert_allclose(cat.boxes[0], [2 * 80, 2 * 140, 2 * 120, 2 * 180], atol=1e-3)
 
 
-def test_openvino_ir_with_json_names(tmp_path: Path) -> None:
+def test_openvino_ir_with_json_names(tmp_path: Path, runtime: OpenVinoRuntime) -> None:
     onnx_path = yolo_graph(tmp_path / "tiny.onnx", V8_CANDIDATES, (DOG_ROW, 0), 320)
     xml_path = tmp_path / "tiny.xml"
     openvino.save_model(openvino.convert_model(str(onnx_path)), str(xml_path))
     names = tmp_path / "names.json"
     names.write_text('{"0": "cat", "1": "dog", "2": "bird"}')
-    engine = YoloEngine(xml_path, names, threads=1)
+    engine = YoloEngine(xml_path, names, runtime)
     digest = hashlib.sha256(xml_path.read_bytes() + xml_path.with_suffix(".bin").read_bytes())
     assert engine.model_ref["version"] == digest.hexdigest()[:16]
     assert engine.detect(np.zeros((320, 320, 3), np.uint8), 0.25).labels() == ["cat", "dog"]
 
 
-def test_bad_configuration_is_reported_precisely(tmp_path: Path, names_file: Path) -> None:
+def test_bad_configuration_is_reported_precisely(
+    tmp_path: Path, names_file: Path, runtime: OpenVinoRuntime
+) -> None:
     with pytest.raises(YoloConfigurationError, match="does not exist"):
-        YoloEngine(tmp_path / "missing.onnx", None, threads=1)
+        YoloEngine(tmp_path / "missing.onnx", None, runtime)
     other = tmp_path / "model.pt"
     other.write_bytes(b"x")
     with pytest.raises(YoloConfigurationError, match=r"expected \.onnx or \.xml"):
-        YoloEngine(other, None, threads=1)
+        YoloEngine(other, None, runtime)
     model_path = yolo_graph(tmp_path / "tiny.onnx", V8_CANDIDATES, (DOG_ROW, 0), 320)
     with pytest.raises(YoloConfigurationError, match="3 classes and no names"):
-        YoloEngine(model_path, None, threads=1)
+        YoloEngine(model_path, None, runtime)
     two = tmp_path / "two.txt"
     two.write_text("cat\ndog\n")
     with pytest.raises(YoloConfigurationError, match="fits neither"):
-        YoloEngine(model_path, two, threads=1)
+        YoloEngine(model_path, two, runtime)
 
 
 def test_class_name_files_and_metadata(tmp_path: Path, names_file: Path) -> None:

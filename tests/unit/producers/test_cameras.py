@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import threading
 import time
 from datetime import UTC, datetime
@@ -67,13 +68,17 @@ def test_camera_set_loads_from_toml_and_json(tmp_path: Path) -> None:
     toml.write_text(
         "status_interval_s = 2.0\n"
         '[[cameras]]\nname = "gate"\nurl = "rtsp://user:pw@10.0.0.5/stream"\ntarget_fps = 2\n'
-        'labels = { site = "north" }\n'
+        'labels = { site = "north" }\nprofile = "live-anonymised"\nmax_age_s = 1.5\n'
         '[[cameras]]\nname = "lobby"\nurl = "device:0"\nenabled = false\n'
     )
     from_toml = load_camera_set(toml)
     assert [c.name for c in from_toml.cameras] == ["gate", "lobby"]
     assert [c.name for c in from_toml.enabled] == ["gate"]
     assert from_toml.cameras[0].labels == {"site": "north"}
+    gate, lobby = from_toml.cameras
+    assert (gate.profile, gate.max_age_s, gate.max_age_ms) == ("live-anonymised", 1.5, 1500)
+    # Defaults: the live profile, and the processors' own staleness bound.
+    assert (lobby.profile, lobby.max_age_s, lobby.max_age_ms) == ("live", None, None)
     assert from_toml.cameras[0].target_fps == 2.0
     assert from_toml.cameras[1].jpeg_quality == 85
     assert from_toml.status_interval_s == 2.0
@@ -91,6 +96,13 @@ def test_camera_set_rejects_bad_configuration(tmp_path: Path) -> None:
         CameraConfig(name="a", url="x.avi", target_fps=0)
     with pytest.raises(ValidationError, match="name"):
         CameraConfig(name="bad name/with slash", url="x.avi")
+    with pytest.raises(
+        ValidationError,
+        match=r"unknown camera profile 'full'; choose one of live, live-anonymised, live-full",
+    ):
+        CameraConfig(name="a", url="x.avi", profile="full")
+    with pytest.raises(ValidationError, match="max_age_s"):
+        CameraConfig(name="a", url="x.avi", max_age_s=0)
     with pytest.raises(ValidationError, match=r"Extra inputs are not permitted"):
         CameraSetConfig.model_validate({"cameras": [{"name": "a", "url": "x", "fps": 3}]})
     other = tmp_path / "cams.yaml"
@@ -258,7 +270,9 @@ def test_frames_are_reencoded_at_the_camera_quality() -> None:
 
 def test_event_records_match_their_contracts() -> None:
     catalog = get_catalog()
-    camera = CameraConfig(name="gate", url="rtsp://u:p@cam/1", target_fps=4)
+    camera = CameraConfig(
+        name="gate", url="rtsp://u:p@cam/1", target_fps=4, profile="live-full", max_age_s=0.8
+    )
     media_id = camera_media_id("t", "gate")
     ref = BlobRef(
         bucket="media-processed",
@@ -281,9 +295,17 @@ def test_event_records_match_their_contracts() -> None:
         source_fps=None,
     )
     assert validate(frame, catalog.event("FrameCaptured").parsed, raise_errors=True)
+    assert catalog.event("FrameCaptured").version == 2
+    assert (frame["profile"], frame["max_age_ms"]) == ("live-full", 800)
     assert ref["key"] == f"{media_id}/frames/run-1/00000003.jpg"
     again = _frame_record(camera, media_id, ref, frame_index=3)
     assert again["envelope"]["event_id"] == frame["envelope"]["event_id"]
+    # Every frame starts its own W3C trace.
+    assert re.fullmatch(r"[0-9a-f]{32}", frame["envelope"]["trace_id"])
+    assert again["envelope"]["trace_id"] != frame["envelope"]["trace_id"]
+    default = CameraConfig(name="plain", url="device:0")
+    plain = _frame_record(default, media_id, ref, frame_index=0)
+    assert (plain["profile"], plain["max_age_ms"]) == ("live", None)
     other = _frame_record(camera, media_id, ref, frame_index=4)
     assert other["envelope"]["event_id"] != frame["envelope"]["event_id"]
     snapshot = CameraSnapshot(CameraState.RECONNECTING, 10, 4, 5, 2, 0, "refused", 1)
@@ -389,3 +411,18 @@ def test_worker_reconnects_with_backoff_when_the_source_is_missing(tmp_path: Pat
     assert snapshot.reconnects == 3
     assert snapshot.last_error == f"no video file at {tmp_path / 'absent.avi'}"
     assert states == [CameraState.CONNECTING, CameraState.RECONNECTING, CameraState.FAILED]
+
+
+def test_a_frame_left_unsent_at_shutdown_counts_as_dropped() -> None:
+    from datetime import UTC, datetime
+
+    from producers.cameras.slot import CapturedFrame, LatestFrameSlot
+
+    slot = LatestFrameSlot()
+    frame = CapturedFrame(1, datetime.now(UTC), 0.0, raw=None, source_fps=None)  # type: ignore[arg-type]
+    slot.put(frame)
+    slot.close()
+    assert slot.dropped == 1
+    assert slot.put(frame) is True
+    assert slot.dropped == 2
+    assert slot.take(timeout=0.0) is None

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from producers.errors import MediaRejectedError, RejectReason
 from producers.fetch import check_url, filename_from
 from producers.urls import redact_url
+from visionlog.media.errors import MediaRejectedError, RejectReason
 
 
 @pytest.mark.parametrize(

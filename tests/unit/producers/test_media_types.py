@@ -13,7 +13,6 @@ import pytest
 from PIL import Image
 
 from producers import media_types
-from producers.errors import MediaRejectedError, RejectReason
 from producers.media_types import (
     AVI,
     BMP,
@@ -33,6 +32,7 @@ from producers.media_types import (
     read_image_header,
     validate_image,
 )
+from visionlog.media.errors import MediaRejectedError, RejectReason
 
 LIMIT = 100_000_000
 

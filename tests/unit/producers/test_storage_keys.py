@@ -9,19 +9,22 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from producers.storage import (
-    StorageKeyError,
     artifact_key,
     export_key,
-    frame_key,
     index_entry,
     original_key,
     orphan_marker_key,
-    page_key,
     parse_index_entry,
-    processed_key,
     sha256_index_key,
 )
 from visionlog.blobstore import BlobRef
+from visionlog.media.keys import (
+    StorageKeyError,
+    decrypted_key,
+    frame_key,
+    page_key,
+    processed_key,
+)
 
 MEDIA_ID = "0b9f8c1e-6a55-4d1c-9b7e-2f1f3c4d5e6f"
 
@@ -49,6 +52,7 @@ def test_page_and_frame_keys_are_zero_padded_under_the_media_id() -> None:
         page_key(MEDIA_ID, 0)
     with pytest.raises(StorageKeyError):
         frame_key(MEDIA_ID, -1)
+    assert decrypted_key(MEDIA_ID) == f"{MEDIA_ID}/decrypted/document.pdf"
 
 
 def test_processed_artifact_export_and_orphan_keys() -> None:

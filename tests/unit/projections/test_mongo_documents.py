@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
@@ -14,11 +15,14 @@ from projections.generations import (
 from projections.mongo.documents import (
     ANALYSIS_RESULTS,
     DOCUMENTS,
+    EVENT_TYPES,
     MEDIA_ITEMS,
     STATUS_DELETED,
     STATUS_PENDING,
+    STATUS_PROCESSING,
     STATUS_STREAM,
     STATUS_UPLOADED,
+    EventWrites,
     UnmappableEventError,
     Upsert,
     field_key,
@@ -36,6 +40,18 @@ from tests.processor_factories import (
     text_event,
 )
 from tests.projection_factories import projected
+from tests.unit.projections.completion_events import (
+    event_processed,
+    media_completed,
+    media_progressed,
+)
+from visionlog.contracts import (
+    ItemRef,
+    ObjectsDetected,
+    RecordContractError,
+    typed_record,
+    validate_record,
+)
 from visionlog.schemas import get_catalog
 
 
@@ -64,9 +80,14 @@ def test_field_keys_escape_dots_and_dollars_without_collisions() -> None:
 
 def test_item_labels_name_pages_and_share_one_key_for_frames() -> None:
     media_id = new_media_id()
-    assert item_label(item(media_id, page=3)) == "page-3"
-    assert item_label(item(media_id, frame=7)) == "frame"
-    assert item_label(item(media_id)) == "image"
+
+    def ref(page: int | None = None, frame: int | None = None) -> ItemRef:
+        record = detections_event(media_id, item(media_id, page=page, frame=frame), [])
+        return typed_record(ObjectsDetected, "ObjectsDetected", record, check=True)["item"]
+
+    assert item_label(ref(page=3)) == "page-3"
+    assert item_label(ref(frame=7)) == "frame"
+    assert item_label(ref()) == "image"
     assert item_label(None) == "media"
 
 
@@ -97,14 +118,17 @@ def test_media_uploaded_sets_the_media_document() -> None:
     upsert = _one(writes.upserts, MEDIA_ITEMS)
     assert upsert.document_id == media_id
     document = upsert.update["$set"]
-    assert document["status"] == STATUS_UPLOADED
     assert document["media_kind"] == "PDF"
     assert document["dimensions"]["page_count"] == 4
     assert document["labels"] == {"case": "42"}
     assert document["uploaded_at"] == record["envelope"]["occurred_at"]
     assert document["tenant_id"] == "tests"
-    # Upload facts are $set, never $setOnInsert, so they win over a result that came first.
-    assert "$setOnInsert" not in upsert.update
+    # Upload facts are $set, so they win over a result that came first; the status only
+    # moves up its ladder, so progress or a completion read before the upload stays.
+    assert upsert.update["$setOnInsert"] == {"status": STATUS_UPLOADED}
+    (status,) = writes.conditional
+    assert status.filter() == {"_id": media_id, "status": {"$in": [STATUS_PENDING]}}
+    assert status.update == {"$set": {"status": STATUS_UPLOADED}}
 
 
 def test_text_result_maps_to_three_collections_with_a_guarded_counter() -> None:
@@ -216,12 +240,110 @@ def test_media_deleted_becomes_an_erasure_with_a_tombstone() -> None:
     assert not {"original", "original_filename", "labels"} & set(tombstone)
 
 
-def test_unknown_types_and_broken_records_are_rejected_precisely() -> None:
+def test_every_projected_event_type_is_mapped() -> None:
+    for event_type in EVENT_TYPES:
+        record = sample_event(get_catalog(), event_type)
+        try:
+            assert isinstance(writes_for_event(projected(event_type, record)), EventWrites)
+        except UnmappableEventError as error:
+            # Random sample values may break a value rule; none may be an unmapped type.
+            assert "does not map" not in str(error)
+
+
+def test_unknown_types_are_rejected_and_broken_records_are_the_contract_check() -> None:
     media_id = new_media_id()
     record = sample_event(get_catalog(), "CameraStatusReported")
     with pytest.raises(UnmappableEventError, match="does not map CameraStatusReported"):
         writes_for_event(projected("CameraStatusReported", record))
+    # A missing or mistyped field never reaches the mapping (the codec decodes against the
+    # contract); a record built by hand is checked with validate_record.
     broken = text_event(media_id, item(media_id), [[[("x", (1, 1, 2, 2))]]])
     del broken["full_text"]
-    with pytest.raises(UnmappableEventError, match="full_text"):
-        writes_for_event(projected("TextRecognized", broken))
+    with pytest.raises(RecordContractError, match=r"TextRecognized\.full_text: is missing"):
+        validate_record("TextRecognized", broken)
+
+
+@pytest.mark.parametrize("percent", [140.0, -1.0, math.nan])
+def test_a_percent_outside_0_to_100_is_rejected(percent: float) -> None:
+    record = media_progressed(new_media_id(), 40.0)
+    record["percent"] = percent
+    validate_record("MediaProgressed", record)
+    with pytest.raises(UnmappableEventError, match=r"expected 0\.\.100"):
+        writes_for_event(projected("MediaProgressed", record))
+
+
+def test_an_unknown_completion_status_is_rejected() -> None:
+    record = media_completed(new_media_id())
+    record["status"] = "UNKNOWN"
+    with pytest.raises(UnmappableEventError, match="status is 'UNKNOWN'"):
+        writes_for_event(projected("MediaCompleted", record))
+
+
+def test_progress_only_grows_and_moves_the_status_to_processing() -> None:
+    media_id = new_media_id()
+    record = media_progressed(media_id, 40.0, completed=2, expected=5)
+    writes = writes_for_event(projected("MediaProgressed", record, topic="processing"))
+    media = _one(writes.upserts, MEDIA_ITEMS)
+    assert media.update["$max"]["percent"] == 40.0
+    assert media.update["$max"]["items_completed"] == 2
+    assert media.update["$max"]["items_expected"] == 5
+    (status,) = writes.conditional
+    assert status.filter() == {
+        "_id": media_id,
+        "status": {"$in": [STATUS_PENDING, STATUS_UPLOADED]},
+    }
+    assert status.update == {"$set": {"status": STATUS_PROCESSING}}
+    assert writes.guarded == []
+
+
+def test_a_reprocess_run_keeps_its_progress_and_completion_apart() -> None:
+    media_id = new_media_id()
+    progress = writes_for_event(
+        projected("MediaProgressed", media_progressed(media_id, 10.0, run_id="r.1"))
+    )
+    assert _one(progress.upserts, MEDIA_ITEMS).update["$max"]["runs.r%2E1.percent"] == 10.0
+    assert progress.conditional[0].condition == {"runs.r%2E1.status": None}
+    done = writes_for_event(
+        projected("MediaCompleted", media_completed(media_id, "FAILED", run_id="r.1"))
+    )
+    (completion,) = done.conditional
+    assert set(completion.update["$set"]) == {
+        "runs.r%2E1.status",
+        "runs.r%2E1.completion",
+        "runs.r%2E1.run_id",
+    }
+    assert completion.update["$set"]["runs.r%2E1.status"] == "failed"
+    assert "status" not in completion.update["$set"]
+
+
+def test_completion_is_final_and_names_the_last_error_of_failed_stages() -> None:
+    media_id = new_media_id()
+    record = media_completed(
+        media_id,
+        "COMPLETED_WITH_ERRORS",
+        failed=1,
+        errors=[("ocr", "page-0002", "corrupt page"), ("ocr", "page-0003", "later")],
+    )
+    writes = writes_for_event(projected("MediaCompleted", record, topic="media"))
+    assert _one(writes.upserts, MEDIA_ITEMS).update["$max"]["percent"] == 100.0
+    completion, last_error = writes.conditional
+    assert "$or" in completion.condition
+    assert completion.update["$set"]["status"] == "completed_with_errors"
+    assert completion.update["$set"]["completion"]["items_failed"] == 1
+    # Only where no dead letter set it already, and the first error of the stage.
+    assert last_error.condition == {"progress.ocr.last_error": None}
+    error = last_error.update["$set"]["progress.ocr.last_error"]
+    assert (error["error_message"], error["item_label"]) == ("corrupt page", "page-0002")
+
+
+def test_work_reports_write_only_failure_reasons() -> None:
+    media_id = new_media_id()
+    skipped = event_processed(
+        media_id, "frame-00000001", [("detection", "SKIPPED", "stale")], camera_id="gate"
+    )
+    nothing = writes_for_event(projected("EventProcessed", skipped))
+    assert nothing.upserts == [] and nothing.conditional == [] and nothing.guarded == []
+    failed = event_processed(media_id, "page-0001", [("ocr", "FAILED", "no text layer")])
+    writes = writes_for_event(projected("EventProcessed", failed))
+    (error,) = writes.conditional
+    assert error.update["$set"]["progress.ocr.last_error"]["error_message"] == "no text layer"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,6 +22,7 @@ from tests.processor_factories import (
     MODEL,
     assert_valid,
     blob,
+    bounding_box,
     codes_event,
     detections_event,
     item,
@@ -31,6 +33,18 @@ from tests.processor_factories import (
     track_event,
 )
 from tests.projection_factories import projected
+from tests.unit.projections.completion_events import (
+    event_processed,
+    media_completed,
+    media_progressed,
+)
+from visionlog.contracts import (
+    BlobRef,
+    MediaUploaded,
+    RecordContractError,
+    typed_record,
+    validate_record,
+)
 from visionlog.schemas import get_catalog
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -167,6 +181,9 @@ def test_every_consumed_event_type_is_mapped() -> None:
         "SceneDescribed",
         "OutputGenerated",
         "ProcessingFailed",
+        "EventProcessed",
+        "MediaProgressed",
+        "MediaCompleted",
     }
 
 
@@ -186,6 +203,7 @@ def test_media_uploaded_maps_the_media_row_and_audit() -> None:
     assert media["uploaded_at"] == T0
     assert media["owner_id"] == "owner-1"
     assert rows.results == {} and rows.processing == [] and not rows.erase
+    assert rows.audit is not None
     assert rows.audit["topic"] == "media.uploaded" and rows.audit["offset"] == 7
     assert rows.audit["event_type"] == "MediaUploaded"
 
@@ -198,7 +216,7 @@ def test_media_deleted_erases_and_keeps_the_audit_row() -> None:
     assert rows.media.values["status"] == "deleted"
     assert rows.media.values["deleted_at"] == T0 + timedelta(seconds=100)
     assert rows.media.values["deleted_by"] == "user-7"
-    assert rows.audit["media_id"] == media_id
+    assert rows.audit is not None and rows.audit["media_id"] == media_id
 
 
 def test_page_rendered_marks_the_render_stage_for_its_page() -> None:
@@ -343,7 +361,7 @@ def test_output_without_item_is_about_the_whole_media() -> None:
     assert with_item.results["outputs"][0]["item_label"] == "page-0001"
 
 
-def test_processing_failed_marks_stage_and_media_failed_without_payload() -> None:
+def test_processing_failed_marks_the_stage_failed_without_payload() -> None:
     media_id = new_media_id()
     rows = event_rows(
         projected("ProcessingFailed", processing_failed(media_id, f"{media_id}/pages/0003.png"))
@@ -356,7 +374,8 @@ def test_processing_failed_marks_stage_and_media_failed_without_payload() -> Non
         "",
     )
     assert status["error_type"] == "PermanentStageError"
-    assert rows.media is not None and rows.media.values["status"] == "failed"
+    # One failed stage does not end the item: its MediaCompleted says how it ended.
+    assert rows.media is not None and rows.media.values["status"] == "processing"
     everything = repr((rows.processing, rows.media, rows.audit, rows.results))
     assert "jane.doe@example.com" not in everything
     assert "secret-key" not in everything
@@ -365,7 +384,7 @@ def test_processing_failed_marks_stage_and_media_failed_without_payload() -> Non
 def test_processing_failed_without_media_only_audits() -> None:
     rows = event_rows(projected("ProcessingFailed", processing_failed(None, None)))
     assert rows.media is None and rows.processing == [] and rows.media_id is None
-    assert rows.audit["event_type"] == "ProcessingFailed"
+    assert rows.audit is not None and rows.audit["event_type"] == "ProcessingFailed"
 
 
 @pytest.mark.parametrize(
@@ -378,14 +397,22 @@ def test_processing_failed_without_media_only_audits() -> None:
     ],
 )
 def test_failed_item_label_follows_the_blob_layout(key: str, label: str) -> None:
-    assert failed_item_label(blob(key)) == label
+    ref: BlobRef = {
+        "bucket": "media-originals",
+        "key": key,
+        "sha256": "0" * 64,
+        "size_bytes": 1,
+        "content_type": "image/png",
+    }
+    assert failed_item_label(ref) == label
+    assert failed_item_label(None) == "original"
 
 
 def test_audit_rows_carry_no_payload() -> None:
     media_id = new_media_id()
     record = text_event(media_id, item(media_id), [[[("confidential", (1, 1, 2, 2))]]])
     audit = event_rows(projected("TextRecognized", record)).audit
-    assert "confidential" not in repr(audit)
+    assert audit is not None and "confidential" not in repr(audit)
     assert set(audit) == {
         "event_id",
         "event_type",
@@ -410,15 +437,106 @@ def test_a_non_finite_box_is_rejected_with_its_path() -> None:
         event_rows(projected("ObjectsDetected", record))
 
 
-def test_an_inverted_box_and_a_missing_field_are_rejected() -> None:
+def test_an_inverted_box_is_rejected_with_its_path() -> None:
     media_id = new_media_id()
     record = detections_event(media_id, item(media_id), [("cat", 0.8, (9, 2, 3, 4), None)])
     with pytest.raises(RowMappingError, match=r"detections\[0\]\.box is inverted"):
         event_rows(projected("ObjectsDetected", record))
+
+
+def test_a_missing_or_mistyped_field_is_the_contract_check() -> None:
+    # The codec never hands the projection such a record (it decodes against the contract);
+    # a record built by hand is checked with validate_record, and mypy checks the reads.
+    media_id = new_media_id()
     missing = text_event(media_id, item(media_id), [[[("x", (1, 1, 2, 2))]]])
     del missing["full_text"]
-    with pytest.raises(RowMappingError, match=r"event\.full_text is missing"):
-        event_rows(projected("TextRecognized", missing))
+    with pytest.raises(RecordContractError, match=r"TextRecognized\.full_text: is missing"):
+        validate_record("TextRecognized", missing)
+    mistyped = detections_event(media_id, item(media_id), [("cat", 0.8, (1, 2, 3, 4), None)])
+    mistyped["detections"][0]["box"]["x_max"] = "wide"
+    with pytest.raises(RecordContractError, match=r"detections\[0\]\.box\.x_max"):
+        validate_record("ObjectsDetected", mistyped)
+
+
+@pytest.mark.parametrize(
+    ("event_type", "spoil", "reason"),
+    [
+        (
+            "ObjectsDetected",
+            lambda r: r["detections"][0].update(confidence=1.5),
+            r"detections\[0\]\.confidence is 1\.5, expected 0\.\.1",
+        ),
+        (
+            "ObjectsDetected",
+            lambda r: r["detections"][0].update(distance_m=math.inf),
+            r"detections\[0\]\.distance_m is inf, expected a finite number",
+        ),
+        (
+            "TextRecognized",
+            lambda r: r["blocks"][0]["lines"][0]["words"][0]["polygon"][2].update(y=math.nan),
+            r"blocks\[0\]\.lines\[0\]\.words\[0\]\.polygon\[2\]\.y is nan",
+        ),
+        (
+            "TrackUpdated",
+            lambda r: r["tracks"][1].update(track_id=r["tracks"][0]["track_id"]),
+            r"tracks\[1\]\.track_id 1 appears twice",
+        ),
+        (
+            "SceneDescribed",
+            lambda r: r.update(
+                objects=[
+                    {
+                        "class_name": "cat",
+                        "box": bounding_box((1, 1, 2, 2)),
+                        "distance_m": None,
+                        "horizontal_position": "left",
+                    }
+                ],
+                relations=[{"subject_index": 0, "predicate": "NEAR", "object_index": 3}],
+            ),
+            r"relations\[0\]\.object_index is 3, but the scene has 1 objects",
+        ),
+        (
+            "MediaProgressed",
+            lambda r: r["stages"][0].update(failed=-1),
+            r"stages\[0\]\.failed is -1, expected a count",
+        ),
+        (
+            "MediaUploaded",
+            lambda r: r["envelope"].update(event_type="MediaDeleted"),
+            r"envelope\.event_type is 'MediaDeleted' but the event is 'MediaUploaded'",
+        ),
+    ],
+)
+def test_values_the_contract_allows_but_the_read_model_cannot_hold_are_rejected(
+    event_type: str, spoil: Callable[[dict[str, Any]], object], reason: str
+) -> None:
+    media_id = new_media_id()
+    records: dict[str, dict[str, Any]] = {
+        "ObjectsDetected": detections_event(
+            media_id, item(media_id), [("cat", 0.8, (1, 2, 3, 4), 2.0)]
+        ),
+        "TextRecognized": text_event(media_id, item(media_id), [[[("x", (1, 1, 2, 2))]]]),
+        "TrackUpdated": track_event(
+            media_id, 3, [(1, "cat", "NEW", 3, 1), (2, "dog", "NEW", 3, 1)]
+        ),
+        "SceneDescribed": scene_event(media_id, item(media_id), {"en": "A cat."}),
+        "MediaProgressed": media_progressed(media_id, 10.0),
+        "MediaUploaded": media_uploaded(media_id),
+    }
+    record = records[event_type]
+    spoil(record)
+    # Each spoiled record still has the contract's shape: only its values are wrong.
+    validate_record(event_type, record)
+    with pytest.raises(RowMappingError, match=reason):
+        event_rows(projected(event_type, record))
+
+
+def test_an_event_type_outside_the_catalogue_is_a_contract_error() -> None:
+    media_id = new_media_id()
+    record = media_uploaded(media_id)
+    with pytest.raises(RecordContractError, match="not an event type of the catalogue"):
+        typed_record(MediaUploaded, "NoSuchEvent", record)
 
 
 def test_an_unprojected_event_type_is_rejected() -> None:
@@ -433,3 +551,126 @@ def test_jsonb_columns_are_plain_python_values() -> None:
     for column, value in rows.results["redactions"][0].items():
         if column in JSONB_COLUMNS:
             assert isinstance(value, dict | list), column
+
+
+# ---------------------------------------------------------------- completion
+
+
+def test_media_completed_sets_the_final_status_and_the_run() -> None:
+    media_id = new_media_id()
+    record = media_completed(
+        media_id,
+        "COMPLETED_WITH_ERRORS",
+        expected=3,
+        completed=2,
+        failed=1,
+        errors=[("ocr", "page-0002", "page-0002: not a decodable image")],
+    )
+    rows = event_rows(projected("MediaCompleted", record, topic="media", offset=3))
+    assert rows.media is not None and rows.media.kind == "status"
+    assert rows.media.values["status"] == "completed_with_errors"
+    assert rows.run is not None and rows.run.kind == "completion"
+    run = rows.run.values
+    assert run["run_id"] == "" and run["status"] == "completed_with_errors"
+    assert (run["items_expected"], run["items_completed"], run["items_failed"]) == (3, 2, 1)
+    assert run["percent"] == 100.0
+    assert run["errors"] == [
+        {"stage": "ocr", "item_label": "page-0002", "message": "page-0002: not a decodable image"}
+    ]
+    assert run["stages"][0] == {
+        "stage": "detection",
+        "done": 2,
+        "not_applicable": 0,
+        "skipped": 0,
+        "failed": 1,
+    }
+    assert run["duration_ms"] == 60_000 and run["completed_at"] == T0 + timedelta(seconds=60)
+    assert rows.audit is not None and rows.audit["event_type"] == "MediaCompleted"
+
+
+def test_a_reprocess_completion_leaves_the_item_status_alone() -> None:
+    media_id = new_media_id()
+    rows = event_rows(projected("MediaCompleted", media_completed(media_id, run_id="rerun-1")))
+    assert rows.media is None
+    assert rows.run is not None and rows.run.values["run_id"] == "rerun-1"
+
+
+def test_an_unknown_completion_status_is_rejected() -> None:
+    record = media_completed(new_media_id())
+    record["status"] = "UNKNOWN"
+    with pytest.raises(RowMappingError, match=r"event\.status is 'UNKNOWN'"):
+        event_rows(projected("MediaCompleted", record))
+
+
+def test_media_progressed_is_processing_with_a_percent_and_not_audited() -> None:
+    media_id = new_media_id()
+    rows = event_rows(
+        projected("MediaProgressed", media_progressed(media_id, 40.0, completed=2, expected=5))
+    )
+    assert rows.audit is None
+    assert rows.media is not None and rows.media.values["status"] == "processing"
+    assert rows.run is not None and rows.run.kind == "progress"
+    assert rows.run.values["percent"] == 40.0
+    assert (rows.run.values["items_expected"], rows.run.values["items_completed"]) == (5, 2)
+    record = media_progressed(media_id, 40.0)
+    record["percent"] = 140.0
+    with pytest.raises(RowMappingError, match=r"percent is 140\.0"):
+        event_rows(projected("MediaProgressed", record))
+
+
+def test_a_skipped_camera_frame_records_skipped_with_the_reason() -> None:
+    camera = new_media_id()
+    record = event_processed(
+        camera,
+        "frame-00000042",
+        [
+            ("detection", "SKIPPED", "stale: 2412 ms old, bound 2000 ms"),
+            ("tracking", "NOT_APPLICABLE", None),
+        ],
+        worker="live",
+        camera_id="gate-1",
+    )
+    rows = event_rows(projected("EventProcessed", record))
+    assert rows.audit is None and rows.media is None and rows.run is None
+    assert rows.outcome is not None and rows.outcome.table == "frames"
+    values = rows.outcome.values
+    assert values["frame_index"] == 42 and values["camera_id"] == "gate-1"
+    assert values["stages"] == {
+        "detection": {"status": "skipped", "reason": "stale: 2412 ms old, bound 2000 ms"}
+    }
+    assert (values["outcome"], values["outcome_reason"]) == (
+        "skipped",
+        "stale: 2412 ms old, bound 2000 ms",
+    )
+
+
+def test_work_reports_keep_the_most_telling_outcome_of_a_page() -> None:
+    media_id = new_media_id()
+    record = event_processed(
+        media_id,
+        "page-0003",
+        [("ocr", "DONE", None), ("codes", "FAILED", "zxing: bad image"), ("pii", "SKIPPED", "x")],
+    )
+    rows = event_rows(projected("EventProcessed", record))
+    assert rows.outcome is not None and rows.outcome.table == "pages"
+    assert rows.outcome.values["page_number"] == 3
+    assert rows.outcome.values["outcome"] == "failed"
+    assert rows.outcome.values["outcome_reason"] == "zxing: bad image"
+    assert set(rows.outcome.values["stages"]) == {"ocr", "codes", "pii"}
+
+
+@pytest.mark.parametrize(
+    ("label", "outcomes", "run_id"),
+    [
+        (None, [("render", "DONE", None)], None),
+        ("original", [("detection", "DONE", None)], None),
+        ("page-0001", [("render", "NOT_APPLICABLE", None)], None),
+        ("frame-00000001", [("detection", "DONE", None)], "rerun-1"),
+    ],
+)
+def test_work_reports_without_a_page_or_frame_outcome_write_nothing(
+    label: str | None, outcomes: list[tuple[str, str, str | None]], run_id: str | None
+) -> None:
+    record = event_processed(new_media_id(), label, outcomes, run_id=run_id)
+    rows = event_rows(projected("EventProcessed", record))
+    assert rows.outcome is None and rows.audit is None and rows.media is None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 import pytest
 
@@ -16,6 +15,7 @@ from projections.qdrant.points import (
 )
 from tests.factories import sample_event
 from tests.processor_factories import MODEL, bounding_box, item, new_media_id
+from visionlog.contracts import EmbeddingComputed, typed_record
 from visionlog.schemas import get_catalog
 
 
@@ -28,10 +28,10 @@ def embedding(
     class_name: str | None = None,
     text: str | None = None,
     frame: int | None = None,
-) -> dict[str, Any]:
+) -> EmbeddingComputed:
     ref = item(media_id, frame=frame)
     ref["camera_id"] = "gate" if frame is not None else None
-    return sample_event(
+    record = sample_event(
         get_catalog(),
         "EmbeddingComputed",
         media_id=media_id,
@@ -45,6 +45,7 @@ def embedding(
         normalized=False,
         model=MODEL,
     )
+    return typed_record(EmbeddingComputed, "EmbeddingComputed", record, check=True)
 
 
 def test_names_of_aliases_and_generation_collections() -> None:

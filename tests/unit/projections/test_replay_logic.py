@@ -7,8 +7,7 @@ from typing import Any
 
 import pytest
 
-from projections.replay.diff import Box, compare, match_boxes
-from projections.replay.reprocess import (
+from processors.reprocess.request import (
     ReprocessError,
     ReprocessSelection,
     reprocessable_stages,
@@ -16,6 +15,7 @@ from projections.replay.reprocess import (
     selected,
     selection_from_record,
 )
+from projections.replay.diff import Box, compare, match_boxes
 from tests.processor_factories import assert_valid
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)

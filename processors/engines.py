@@ -1,0 +1,130 @@
+"""The engines (loaded models) of one worker, created on first use and shared by its stages.
+
+A worker builds one `Engines` and hands it to its stages through the `StageContext`; no
+stage or engine module keeps a model in a module global. Creation is serialised per engine,
+so two stages asking for the same model at once compile it once. Every engine compiles
+through one `OpenVinoRuntime` (the process's single `openvino.Core`), and every engine is
+safe to call from the worker's stage threads at once.
+
+Performance hints, per engine (`ENGINE_TUNING`):
+- detector: `processors.detection_performance_hint`, THROUGHPUT by default (one stream per
+  inference thread): frames of several cameras and uploads run side by side;
+- OCR (detector, recogniser, line classifier): THROUGHPUT, because pages run side by side
+  (`processors.ocr_parallel_pages`) and a page's recogniser batches keep every stream busy;
+- faces, image and text embedder: THROUGHPUT, for the same reason (several frames or
+  text batches at once); embedders pin f32 whatever the runtime's precision, so vectors
+  never depend on the host.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
+
+from processors.openvino_runtime import EngineTuning, OpenVinoRuntime
+from visionlog.settings import Settings
+
+if TYPE_CHECKING:
+    from processors.anonymise.faces import FaceDetector
+    from processors.detection.engine import DetectorEngine
+    from processors.embeddings.images import ImageEmbedder
+    from processors.embeddings.text import TextEmbedder
+    from processors.ocr.pipeline import OcrPipeline
+
+T = TypeVar("T")
+
+ENGINE_TUNING: dict[str, EngineTuning] = {
+    "ocr": EngineTuning(hint="THROUGHPUT"),
+    "faces": EngineTuning(hint="THROUGHPUT"),
+    "image-embedder": EngineTuning(hint="THROUGHPUT", precision="f32"),
+    "text-embedder": EngineTuning(hint="THROUGHPUT", precision="f32"),
+}
+
+
+def parallel_pages(settings: Settings) -> int:
+    """Pages the OCR engine reads at once: the setting, or the CPU count."""
+    configured = settings.processors.ocr_parallel_pages
+    return configured if configured > 0 else max(1, os.cpu_count() or 1)
+
+
+class Engines:
+    """Lazily built engines of one worker (or one test), sharing one OpenVINO runtime."""
+
+    def __init__(self, settings: Settings, runtime: OpenVinoRuntime | None = None) -> None:
+        self.settings = settings
+        self._runtime = runtime
+        self._built: dict[str, object] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    @property
+    def runtime(self) -> OpenVinoRuntime:
+        with self._guard:
+            if self._runtime is None:
+                self._runtime = OpenVinoRuntime.from_settings(self.settings)
+            return self._runtime
+
+    def _once(self, name: str, build: Callable[[], T]) -> T:
+        with self._guard:
+            lock = self._locks.setdefault(name, threading.Lock())
+        with lock:
+            if name not in self._built:
+                self._built[name] = build()
+            return self._built[name]  # type: ignore[return-value]
+
+    def built(self) -> list[str]:
+        """Names of the engines built so far (for health pages and tests)."""
+        with self._guard:
+            return sorted(self._built)
+
+    def detector(self) -> DetectorEngine:
+        from processors.detection.engine import create_detector
+
+        return self._once("detector", lambda: create_detector(self.settings, self.runtime))
+
+    def ocr(self) -> OcrPipeline:
+        from processors.ocr.engine import OpenVinoOcrEngine
+        from processors.ocr.pipeline import OcrPipeline
+
+        def build() -> OcrPipeline:
+            engine = OpenVinoOcrEngine(
+                self.runtime, tuning=ENGINE_TUNING["ocr"], settings=self.settings
+            )
+            return OcrPipeline(engine, probe=engine, parallel=parallel_pages(self.settings))
+
+        return self._once("ocr", build)
+
+    def faces(self) -> FaceDetector:
+        from processors.anonymise.faces import FaceDetector
+
+        return self._once(
+            "faces",
+            lambda: FaceDetector(
+                self.runtime,
+                threshold=self.settings.processors.face_score_threshold,
+                tuning=ENGINE_TUNING["faces"],
+                settings=self.settings,
+            ),
+        )
+
+    def image_embedder(self) -> ImageEmbedder:
+        from processors.embeddings.images import create_image_embedder
+
+        return self._once(
+            "image-embedder",
+            lambda: create_image_embedder(
+                self.settings, self.runtime, ENGINE_TUNING["image-embedder"]
+            ),
+        )
+
+    def text_embedder(self) -> TextEmbedder:
+        from processors.embeddings.text import create_text_embedder
+
+        return self._once(
+            "text-embedder",
+            lambda: create_text_embedder(
+                self.settings, self.runtime, ENGINE_TUNING["text-embedder"]
+            ),
+        )

@@ -1,0 +1,71 @@
+"""Per-key state of the workers: faust tables whose changelog topics survive restarts.
+
+A table's entry for a key must live in the changelog partition that matches the partition
+the key's events arrive on, so that the worker assigned that partition recovers it. Every
+producer of the platform partitions keys with Java-compatible murmur2 (faust's aiokafka
+producers by default, the confluent-kafka producers by configuration), so the table
+computes a key's partition the same way and writes its changelog there directly.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import faust
+from aiokafka.partitioner import murmur2  # type: ignore[import-untyped]
+
+from visionlog.settings import Settings
+from visionlog.topics import full_topic_name, partitions_for, topic_by_name
+
+
+def key_partition(key: bytes, partitions: int) -> int:
+    """The partition every producer of the platform sends `key` to."""
+    return int((murmur2(key) & 0x7FFFFFFF) % partitions)
+
+
+class KeyPartitionedTable(faust.Table):  # type: ignore[type-arg]
+    """A faust table that writes each key's changelog to the key's own partition."""
+
+    def partition_for_key(self, key: Any) -> int | None:
+        partitions = self.partitions or self.changelog_topic.partitions
+        assert partitions is not None, "a keyed table knows its partition count"
+        return key_partition(bytes(key), int(partitions))
+
+
+def keyed_table(app: faust.App, name: str, state_topic: str, settings: Settings) -> Any:
+    """A bytes-to-bytes table of `app` with the catalogue topic `state_topic` as changelog."""
+    spec = topic_by_name(state_topic)
+    partitions = partitions_for(spec, settings.kafka)
+    changelog = app.topic(
+        full_topic_name(spec, settings.kafka),
+        partitions=partitions,
+        key_type=bytes,
+        value_type=bytes,
+        compacting=True,
+        deleting=False,
+    )
+    table = KeyPartitionedTable(
+        app,
+        name=name,
+        default=None,
+        beacon=app.tables.beacon,
+        partitions=partitions,
+        key_type=bytes,
+        value_type=bytes,
+        changelog_topic=changelog,
+    )
+    return app.tables.add(table)
+
+
+class TableState:
+    """`processors.stage.KeyedState` on a bytes table; used from the event loop only."""
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+
+    def get(self, key: str) -> bytes | None:
+        value = self.table.get(key.encode())
+        return bytes(value) if value is not None else None
+
+    def put(self, key: str, value: bytes) -> None:
+        self.table[key.encode()] = value

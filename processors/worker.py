@@ -1,0 +1,656 @@
+"""The faust worker of one kind: agents feed a concurrent, key-ordered stage scheduler.
+
+Per input topic one faust agent reads a manual-ack stream and hands each message to the
+`Scheduler`, which
+
+- routes it (`processors.runner.WorkerCore`): events the kind does not take are
+  acknowledged at once, undecodable ones and events on the wrong topic dead-lettered;
+- admits it: a live camera frame goes through the camera's newest-frame-wins lane
+  (`visionlog.stream.admission`), superseded frames are skipped, stale ones skipped when
+  the stage would start; other inputs take a place in the bounded in-flight window, so a
+  backlog waits in Kafka, not in memory (live frames are served first);
+- runs the message's stages concurrently on the stage threads (inference never blocks the
+  event loop and its heartbeats), several messages at once;
+- finishes messages of one key (a media item, a camera) in input order: stateful
+  transforms (tracking, state in a faust table with a changelog topic), then the work
+  report (`EventProcessed`, acknowledged by the brokers before the results it names), then
+  the results and dead letters through faust's producer;
+- acknowledges the input only after every event derived from it was acknowledged by the
+  brokers. faust commits acknowledged offsets in contiguous runs, every N messages or T
+  seconds, after flushing its producer: a crash loses nothing, and the duplicates it may
+  cause carry the same deterministic event ids.
+
+A failure to publish stops the worker without acknowledging, so the message is read again
+after the restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import os
+import signal
+import ssl
+import time
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import faust
+
+from processors.bindings import Items, WorkerKind, worker_kind
+from processors.keyed_state import TableState, keyed_table
+from processors.runner import (
+    Encoded,
+    Handled,
+    Ignored,
+    Routed,
+    StageRun,
+    StageStatus,
+    Undecodable,
+    WorkerCore,
+)
+from processors.stage import PROCESSORS_VERSION, Outgoing, StageContext
+from visionlog.blobstore import BlobStore
+from visionlog.codec import AvroCodec
+from visionlog.envelope import envelope_caused_by
+from visionlog.health import Heartbeat, Readiness
+from visionlog.observability.metrics import ProcessorMetrics
+from visionlog.observability.tracing import Tracer, get_tracer
+from visionlog.registry import HttpSchemaRegistry
+from visionlog.settings import KafkaSettings, Settings
+from visionlog.stream.admission import LatestWins, stale_reason
+from visionlog.stream.headers import TRACEPARENT
+from visionlog.stream.messages import InboundMessage, normalise_headers
+from visionlog.topics import full_topic_name, topic_for_event
+
+log = logging.getLogger(__name__)
+
+# How often the event loop beats; far below the liveness limit (health.stale_after_s).
+HEARTBEAT_INTERVAL_S = 5.0
+LIVE, BATCH = 0, 1
+
+
+class PublishError(RuntimeError):
+    """The brokers did not take an event; the worker stops without acknowledging."""
+
+
+def credentials(kafka: KafkaSettings) -> Any:
+    if kafka.security_protocol == "PLAINTEXT":
+        return None
+    context = ssl.create_default_context(cafile=kafka.ssl_ca_location)
+    if kafka.security_protocol in ("SASL_SSL", "SASL_PLAINTEXT"):
+        return faust.SASLCredentials(
+            username=kafka.sasl_username,
+            password=kafka.sasl_password.get_secret_value() if kafka.sasl_password else None,
+            ssl_context=context if kafka.security_protocol == "SASL_SSL" else None,
+            mechanism=kafka.sasl_mechanism or "PLAIN",
+        )
+    return context
+
+
+def group_id(kind: str, settings: Settings) -> str:
+    return f"{settings.kafka.topic_prefix}visionlog-processors-{kind}"
+
+
+def input_topics(kind: WorkerKind, kafka: KafkaSettings) -> list[str]:
+    names = {
+        full_topic_name(topic_for_event(event_type), kafka)
+        for binding in kind.stages
+        for event_type in binding.consumes
+    }
+    return sorted(names)
+
+
+def faust_app(name: str, settings: Settings) -> faust.App:
+    """A faust app for one worker kind: raw bytes in and out, our topics only."""
+    tuning = settings.processors
+    datadir = settings.state_dir / "faust" / name
+    datadir.parent.mkdir(parents=True, exist_ok=True)
+    return faust.App(
+        group_id(name, settings),
+        broker=[f"kafka://{server}" for server in settings.kafka.bootstrap_servers.split(",")],
+        broker_credentials=credentials(settings.kafka),
+        value_serializer="raw",
+        key_serializer="raw",
+        # Our topics come from the catalogue; faust must not create or reconfigure them.
+        topic_allow_declare=False,
+        topic_disable_leader=True,
+        web_enabled=False,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        producer_compression_type="zstd",
+        producer_linger=0.005,
+        datadir=str(datadir),
+        broker_commit_every=tuning.commit_every_messages,
+        broker_commit_interval=tuning.commit_every_s,
+        broker_session_timeout=tuning.session_timeout_s,
+        broker_heartbeat_interval=max(0.5, tuning.session_timeout_s / 4),
+        broker_rebalance_timeout=max(10.0, tuning.session_timeout_s * 2),
+        # Frames waiting in a live lane are not acknowledged yet; shutdown must not wait
+        # for them (they are read again, stale, after the restart).
+        stream_wait_empty=False,
+        # Inference runs in threads, so polling goes on; this only bounds a stuck stage.
+        broker_max_poll_interval=900.0,
+        store="memory://",
+    )
+
+
+class PrioritySlots:
+    """A bounded number of places for messages being worked on; live frames go first."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.used = 0
+        self._waiting: dict[int, list[asyncio.Future[None]]] = {LIVE: [], BATCH: []}
+
+    async def acquire(self, priority: int) -> None:
+        if self.used < self.size and not any(self._waiting.values()):
+            self.used += 1
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting[priority].append(future)
+        try:
+            await future
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled():
+                self.release()
+            else:
+                self._waiting[priority].remove(future)
+            raise
+
+    def release(self) -> None:
+        for priority in (LIVE, BATCH):
+            queue = self._waiting[priority]
+            while queue:
+                future = queue.pop(0)
+                if not future.done():
+                    future.set_result(None)
+                    return
+        self.used -= 1
+
+
+@dataclass
+class _Pending:
+    routed: Routed
+    event: Any
+    stream: Any
+
+
+@dataclass
+class CameraCounters:
+    camera_id: str
+    worker: str
+    stage: str
+    max_age_ms: int
+    received: int = 0
+    analysed: int = 0
+    stale: int = 0
+    superseded: int = 0
+    latencies_ms: list[float] = field(default_factory=list)
+    source: dict[str, Any] = field(default_factory=dict)
+
+
+class Scheduler:
+    """Schedules the messages of one worker process (see the module docstring)."""
+
+    def __init__(
+        self,
+        core: WorkerCore,
+        send: Callable[[Encoded], Awaitable[Awaitable[Any]]],
+        *,
+        max_in_flight: int,
+        stage_threads: int,
+        on_fatal: Callable[[BaseException], None],
+        tracer: Tracer | None = None,
+    ) -> None:
+        self.core = core
+        self.metrics = core.metrics
+        self.tracer = tracer or get_tracer()
+        self.send = send
+        self.on_fatal = on_fatal
+        self.settings = core.settings
+        self.slots = PrioritySlots(max_in_flight)
+        self.executor = ThreadPoolExecutor(
+            max_workers=stage_threads, thread_name_prefix=f"{core.worker}-stage"
+        )
+        self.latest: LatestWins[_Pending] = LatestWins()
+        self.tails: dict[str, asyncio.Task[None]] = {}
+        self.detached: set[asyncio.Task[None]] = set()
+        self.cameras: dict[str, CameraCounters] = {}
+        self.handled = 0
+        self.draining = False
+        self.counts: dict[str, int] = defaultdict(int)
+
+    # ------------------------------------------------------------------ admission
+
+    async def admit(self, event: Any, stream: Any) -> None:
+        message = inbound(event)
+        routed = self.core.route(message)
+        if isinstance(routed, Ignored):
+            await stream.ack(event)
+            self.counts["ignored"] += 1
+            return
+        if isinstance(routed, Undecodable):
+            log.warning(
+                "%s: dead-lettering %s/%d@%d: %s",
+                self.core.worker,
+                message.topic,
+                message.partition,
+                message.offset,
+                routed.failure.message,
+            )
+            await self._deliver([self.core.undecodable(routed)])
+            await stream.ack(event)
+            self.counts["dead_lettered"] += 1
+            return
+        pending = _Pending(routed, event, stream)
+        if routed.deadline_bound:
+            self._admit_live(pending)
+            return
+        # A backlog of batch work waits in Kafka: the agent blocks here while the window
+        # is full, faust's buffer fills and the partition is paused.
+        await self.slots.acquire(BATCH)
+        self._spawn(pending, holds_slot=True)
+
+    def _admit_live(self, pending: _Pending) -> None:
+        routed = pending.routed
+        counters = self._camera(routed)
+        counters.received += 1
+        offer = self.latest.offer(routed.media_id, pending)
+        if offer.superseded is not None:
+            counters.superseded += 1
+            for binding in routed.bindings:
+                self.metrics.frame_skipped(binding.name, "superseded")
+            older = offer.superseded.routed.record.get("frame_index")
+            reason = (
+                f"superseded: frame {routed.record.get('frame_index')} arrived while "
+                f"frame {older} waited for the stage"
+            )
+            self._detach(self._process(offer.superseded, None, holds_slot=False, skip=reason))
+        if offer.start:
+            self._detach(self._run_lane(routed.media_id))
+
+    def _detach(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self.detached.add(task)
+        task.add_done_callback(self.detached.discard)
+
+    async def _run_lane(self, source: str) -> None:
+        """A camera's lane: whenever a place is free, analyse the newest waiting frame."""
+        while True:
+            await self.slots.acquire(LIVE)
+            pending = self.latest.take(source)
+            if pending is None:
+                self.slots.release()
+                return
+            await self._process(pending, None, holds_slot=True, skip=self._stale(pending.routed))
+
+    def _camera(self, routed: Routed) -> CameraCounters:
+        counters = self.cameras.get(routed.media_id)
+        if counters is None:
+            counters = CameraCounters(
+                camera_id=str(routed.record.get("camera_id")),
+                worker=self.core.worker,
+                stage=",".join(b.name for b in routed.bindings),
+                max_age_ms=self._bound_ms(routed),
+            )
+            self.cameras[routed.media_id] = counters
+        counters.source = routed.record
+        return counters
+
+    def _bound_ms(self, routed: Routed) -> int:
+        bound = routed.record.get("max_age_ms")
+        return int(bound) if bound else self.settings.processors.live_max_age_ms
+
+    # ------------------------------------------------------------------ processing
+
+    def _spawn(self, pending: _Pending, *, holds_slot: bool) -> None:
+        """Batch work: starts now, finishes after the earlier messages of its key."""
+        key = pending.routed.media_id
+        previous = self.tails.get(key)
+        task = asyncio.get_running_loop().create_task(
+            self._process(pending, previous, holds_slot=holds_slot, skip=None)
+        )
+        self.tails[key] = task
+
+        def forget(done: asyncio.Task[None]) -> None:
+            if self.tails.get(key) is done:
+                del self.tails[key]
+
+        task.add_done_callback(forget)
+
+    async def _process(
+        self,
+        pending: _Pending,
+        previous: asyncio.Task[None] | None,
+        *,
+        holds_slot: bool,
+        skip: str | None,
+    ) -> None:
+        routed = pending.routed
+        message = routed.message
+        try:
+            with (
+                self.metrics.in_flight(),
+                self.tracer.message(
+                    worker=self.core.worker,
+                    event_type=routed.event_type,
+                    event_id=routed.event_id,
+                    media_id=routed.media_id,
+                    traceparent=message.header(TRACEPARENT),
+                    trace_id=routed.trace_id,
+                    topic=message.topic,
+                    partition=message.partition,
+                    offset=message.offset,
+                ),
+            ):
+                started_ms = time.time() * 1000.0
+                try:
+                    self.metrics.queue_age(message.topic, int(routed.input_ms()))
+                    if skip is not None:
+                        runs = [
+                            StageRun(binding.name, StageStatus.SKIPPED, reason=skip)
+                            for binding in routed.bindings
+                        ]
+                    else:
+                        runs = await self._compute(routed)
+                finally:
+                    if holds_slot:
+                        self.slots.release()
+                if previous is not None:
+                    # Key order: the earlier message of this item or camera goes first.
+                    await asyncio.gather(previous, return_exceptions=True)
+                runs = self.core.finish(routed, runs)
+                handled = self.core.conclude(routed, runs, started_ms=started_ms)
+                await self._publish(handled, ordered=not routed.live)
+                await pending.stream.ack(pending.event)
+                self._account(routed, handled)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as error:
+            self.on_fatal(error)
+
+    def _stale(self, routed: Routed) -> str | None:
+        captured = routed.captured_ms()
+        if captured is None:
+            return None
+        age = time.time() * 1000.0 - captured
+        reason = stale_reason(age, self._bound_ms(routed))
+        if reason is not None:
+            self._camera(routed).stale += 1
+            for binding in routed.bindings:
+                self.metrics.frame_skipped(binding.name, "stale")
+        return reason
+
+    async def _compute(self, routed: Routed) -> list[StageRun]:
+        loop = asyncio.get_running_loop()
+        deadline = None
+        captured = routed.captured_ms()
+        if captured is not None:
+            remaining_s = (captured + self._bound_ms(routed) - time.time() * 1000.0) / 1000.0
+            deadline = time.monotonic() + max(0.0, remaining_s)
+        calls = [
+            loop.run_in_executor(
+                self.executor,
+                contextvars.copy_context().run,
+                self.core.run_stage,
+                binding,
+                routed,
+                deadline,
+            )
+            for binding in routed.bindings
+        ]
+        return list(await asyncio.gather(*calls))
+
+    async def _publish(self, handled: Handled, *, ordered: bool) -> None:
+        outputs = list(handled.outputs)
+        if handled.report is not None:
+            if ordered:
+                # The report names the results; it must be on the log before them, so the
+                # completion processor never counts a result's report before its cause's.
+                await self._confirmed([await self.send(handled.report)])
+            else:
+                outputs.insert(0, handled.report)
+        await self._deliver(outputs)
+
+    async def _deliver(self, encoded: list[Encoded]) -> None:
+        futures = [await self.send(item) for item in encoded]
+        await self._confirmed(futures)
+
+    @staticmethod
+    async def _confirmed(futures: list[Awaitable[Any]]) -> None:
+        results = await asyncio.gather(*futures, return_exceptions=True)
+        failures = [r for r in results if isinstance(r, BaseException)]
+        if failures:
+            raise PublishError(f"{len(failures)} event(s) not acknowledged: {failures[0]!r}")
+
+    def _account(self, routed: Routed, handled: Handled) -> None:
+        self.handled += 1
+        statuses = {run.status for run in handled.runs}
+        for status in statuses:
+            self.counts[status.value] += 1
+        outcome = next(
+            (
+                name
+                for status, name in (
+                    (StageStatus.FAILED, "failed"),
+                    (StageStatus.DONE, "done"),
+                    (StageStatus.SKIPPED, "skipped"),
+                )
+                if status in statuses
+            ),
+            "not_applicable",
+        )
+        self.metrics.item(routed.event_type, outcome)  # type: ignore[arg-type]
+        if routed.deadline_bound:
+            counters = self._camera(routed)
+            captured = routed.captured_ms()
+            if StageStatus.DONE in statuses and captured is not None:
+                counters.analysed += 1
+                counters.latencies_ms.append(time.time() * 1000.0 - captured)
+                self.metrics.frame_analysed(counters.camera_id, int(captured))
+
+    # ------------------------------------------------------------------ camera health
+
+    def camera_reports(self, window_s: float) -> list[Encoded]:
+        reports = []
+        for media_id, counters in self.cameras.items():
+            latencies = sorted(counters.latencies_ms)
+            counters.latencies_ms = []
+            record = {
+                "envelope": envelope_caused_by(
+                    counters.source,
+                    "CameraAnalysisReported",
+                    f"processors.{counters.worker}/{PROCESSORS_VERSION}",
+                    counters.worker,
+                    time.time_ns(),
+                ),
+                "media_id": media_id,
+                "camera_id": counters.camera_id,
+                "worker": counters.worker,
+                "stage": counters.stage,
+                "max_age_ms": counters.max_age_ms,
+                "frames_received": counters.received,
+                "frames_analysed": counters.analysed,
+                "frames_skipped_stale": counters.stale,
+                "frames_skipped_superseded": counters.superseded,
+                "window_s": float(window_s),
+                "latency_p50_ms": _percentile(latencies, 0.50),
+                "latency_p99_ms": _percentile(latencies, 0.99),
+                "latency_max_ms": latencies[-1] if latencies else None,
+            }
+            reports.append(
+                self.core.encode(
+                    Outgoing("CameraAnalysisReported", record, media_id),
+                    counters.source["envelope"].get("trace_id"),
+                )
+            )
+        return reports
+
+    async def drain(self, timeout_s: float = 60.0) -> None:
+        """Stop admitting and wait for the messages in flight to finish."""
+        self.draining = True
+        deadline = time.monotonic() + timeout_s
+        while (self.tails or self.detached) and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+
+
+def _percentile(values: list[float], fraction: float) -> float | None:
+    if not values:
+        return None
+    index = min(len(values) - 1, max(0, round(fraction * (len(values) - 1))))
+    return float(values[index])
+
+
+def inbound(event: Any) -> InboundMessage:
+    message = event.message
+    timestamp = getattr(message, "timestamp", None)
+    return InboundMessage(
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        key=message.key,
+        value=message.value,
+        headers=normalise_headers(getattr(message, "headers", None)),
+        timestamp_ms=int(timestamp * 1000) if timestamp else 0,
+    )
+
+
+def build_context(settings: Settings) -> StageContext:
+    return StageContext(settings=settings, blobs=BlobStore.from_settings(settings.minio))
+
+
+@dataclass
+class WorkerApp:
+    app: faust.App
+    scheduler: Scheduler
+    kind: WorkerKind
+
+
+def build_worker(
+    kind_name: str,
+    settings: Settings,
+    *,
+    context: StageContext | None = None,
+    codec: AvroCodec | None = None,
+    tracer: Tracer | None = None,
+) -> WorkerApp:
+    kind = worker_kind(kind_name)
+    app = faust_app(kind.name, settings)
+    codec = codec or AvroCodec(HttpSchemaRegistry(settings.registry))
+    context = context or build_context(settings)
+    if kind.state_topic is not None:
+        context.state = TableState(keyed_table(app, "state", kind.state_topic, settings))
+    metrics = ProcessorMetrics(kind.name)
+    metrics.prime(
+        stages=[b.name for b in (*kind.stages, *kind.transforms)],
+        topics=input_topics(kind, settings.kafka),
+        live_stages=[b.name for b in kind.stages if b.items is not Items.RECORDED],
+    )
+    core = WorkerCore(kind, settings, codec, context, metrics=metrics)
+    tuning = settings.processors
+    cpus = os.cpu_count() or 2
+    in_flight = tuning.max_in_flight or 2 * cpus
+    threads = tuning.stage_threads or max(4, 2 * cpus)
+
+    def fatal(error: BaseException) -> None:
+        log.critical(
+            "%s worker: %s: %s; stopping without acknowledging",
+            kind.name,
+            type(error).__name__,
+            error,
+            exc_info=error,
+        )
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    async def send(encoded: Encoded) -> Awaitable[Any]:
+        future: Awaitable[Any] = await app.producer.send(
+            encoded.topic,
+            encoded.key,
+            encoded.value,
+            partition=None,
+            timestamp=None,
+            headers=list(encoded.headers),
+        )
+        return future
+
+    scheduler = Scheduler(
+        core, send, max_in_flight=in_flight, stage_threads=threads, on_fatal=fatal, tracer=tracer
+    )
+
+    def make_agent(topic_name: str) -> Callable[[Any], Coroutine[Any, Any, None]]:
+        async def agent(stream: Any) -> None:
+            manual = stream.noack()
+            async for event in manual.events():
+                if scheduler.draining:
+                    # Recycling: leave the rest for the next process.
+                    await asyncio.Event().wait()
+                await scheduler.admit(event, manual)
+
+        agent.__name__ = f"consume_{topic_name.replace('.', '_').replace('-', '_')}"
+        return agent
+
+    for topic_name in input_topics(kind, settings.kafka):
+        topic = app.topic(topic_name, key_type=bytes, value_type=bytes)
+        app.agent(topic, name=f"{kind.name}.{topic_name}")(make_agent(topic_name))
+
+    async def report_cameras() -> None:
+        window = tuning.camera_report_interval_s
+        reports = scheduler.camera_reports(window)
+        if reports:
+            await scheduler._deliver(reports)
+
+    app.timer(interval=tuning.camera_report_interval_s)(report_cameras)
+    return WorkerApp(app, scheduler, kind)
+
+
+def watch_event_loop(
+    worker: WorkerApp, heartbeat: Heartbeat, readiness: Readiness, settings: Settings
+) -> None:
+    """Beats from the app's event loop (a blocked loop turns liveness red), marks the worker
+    ready once faust has started, and recycles it gracefully when it grows too big."""
+    app = worker.app
+    limits = settings.processors
+
+    async def app_started() -> None:
+        heartbeat.beat()
+        readiness.mark_ready()
+
+    async def event_loop_heartbeat() -> None:
+        heartbeat.beat()
+        reason = recycle_reason(worker.scheduler.handled, limits)
+        if reason and not worker.scheduler.draining:
+            log.warning("recycling the %s worker: %s", worker.kind.name, reason)
+            readiness.mark_not_ready(f"recycling: {reason}")
+            await worker.scheduler.drain()
+            # The worker's signal handler stops gracefully and commits offsets; the
+            # supervisor (`visionlog processors run`) starts a fresh process.
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    # Registered by call: faust's decorators are untyped.
+    app.task(app_started)
+    app.timer(interval=HEARTBEAT_INTERVAL_S)(event_loop_heartbeat)
+
+
+def resident_memory_mb() -> float:
+    """Current resident set size of this process (Linux), 0 where unknown."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except OSError:
+        return 0.0
+    return pages * os.sysconf("SC_PAGE_SIZE") / (1024 * 1024)
+
+
+def recycle_reason(handled: int, limits: Any) -> str | None:
+    """Why this worker should restart now, or None."""
+    if limits.recycle_after_items and handled >= limits.recycle_after_items:
+        return f"handled {handled} items (limit {limits.recycle_after_items})"
+    rss = resident_memory_mb()
+    if rss > limits.recycle_above_rss_mb:
+        return f"resident memory {rss:.0f} MB above {limits.recycle_above_rss_mb} MB"
+    return None
