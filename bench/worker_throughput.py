@@ -1,7 +1,8 @@
 """Detection and OCR through the real workers, next to the engines alone, in one run.
 
 - **detection**: a backlog of video frames (`FrameCaptured`, profile `live`: detection with
-  its tracking; codes, anonymisation and embeddings do not apply) over several videos is
+  its tracking and the scene sentence; codes, anonymisation and embeddings do not apply,
+  object crops are not embedded) over several videos is
   published on the bench's own topics to a real `vision` worker process (Kafka, MinIO, the
   registry, the faust runtime, the work reports); frames per second from the first frame
   published to the last `ObjectsDetected` stored by the brokers. Beside it, on the same
@@ -85,6 +86,8 @@ def worker(kind: str, settings: Settings, state: Path) -> Iterator[subprocess.Po
         "VISIONLOG_STATE_DIR": str(state),
         "VISIONLOG_LOGGING__FORMAT": "text",
         "VISIONLOG_LOGGING__LEVEL": "WARNING",
+        # Detection is measured: the crops of what it finds are not embedded on top.
+        "VISIONLOG_PROCESSORS__OBJECT_EMBEDDINGS": "false",
     }
     log = (state / f"{kind}.log").open("wb")
     process = subprocess.Popen(
@@ -152,54 +155,64 @@ def _envelope(event_type: str, media_id: str) -> dict[str, Any]:
     )
 
 
-def sample_frames() -> list[bytes]:
-    """Four distinct full-size frames from the packaged sample photos."""
-    frames = []
+def sample_frames(per_video: int, videos: int) -> list[list[bytes]]:
+    """Per video, full-size frames of a scene panning slowly (a packaged sample photo shifted
+    a few pixels a frame), so tracking follows real objects as in a real video."""
+    sources = []
     for name in ("bus.jpg", "zidane.jpg"):
         image = cv2.imread(str(load("sample-photos").path(name)))
         assert image is not None
-        for variant in (image, cv2.flip(image, 1)):
-            ok, jpeg = cv2.imencode(".jpg", variant, [cv2.IMWRITE_JPEG_QUALITY, 90])
+        sources.append(image)
+    clips = []
+    for video in range(videos):
+        image = sources[video % len(sources)]
+        height, width = image.shape[:2]
+        frames = []
+        for index in range(per_video):
+            shift = np.array([[1, 0, 2 * index], [0, 1, 0]], np.float32)
+            moved = cv2.warpAffine(image, shift, (width, height), borderMode=cv2.BORDER_REFLECT)
+            ok, jpeg = cv2.imencode(".jpg", moved, [cv2.IMWRITE_JPEG_QUALITY, 90])
             assert ok
             frames.append(jpeg.tobytes())
-    return frames
+        clips.append(frames)
+    return clips
 
 
 def publish_frames(
-    publisher: EventPublisher, blobs: BlobStore, jpegs: list[bytes], count: int, videos: int
+    publisher: EventPublisher, blobs: BlobStore, clips: list[list[bytes]]
 ) -> set[str]:
-    media = [str(uuid.uuid4()) for _ in range(videos)]
+    """Every clip's frames as a video's FrameCaptured events, interleaved across videos."""
+    media = [str(uuid.uuid4()) for _ in clips]
     refs = [
-        blobs.put_bytes(PROCESSED, f"bench/{uuid.uuid4().hex}.jpg", jpeg, "image/jpeg")
-        for jpeg in jpegs
+        [blobs.put_bytes(PROCESSED, f"bench/{uuid.uuid4().hex}.jpg", j, "image/jpeg") for j in clip]
+        for clip in clips
     ]
     sizes = []
-    for jpeg in jpegs:
-        image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    for clip in clips:
+        image = cv2.imdecode(np.frombuffer(clip[0], np.uint8), cv2.IMREAD_COLOR)
         assert image is not None
         sizes.append(image.shape)
     ids = set()
-    for index in range(count):
-        media_id = media[index % videos]
-        frame = index // videos
-        height, width = sizes[index % len(refs)][:2]
-        record: dict[str, Any] = {
-            "envelope": _envelope("FrameCaptured", media_id),
-            "media_id": media_id,
-            "camera_id": None,
-            "frame_index": frame,
-            "timestamp_ms": frame * 200,
-            "captured_at": datetime.now(UTC),
-            "width": width,
-            "height": height,
-            "image": dict(refs[index % len(refs)]),
-            "source_fps": 5.0,
-            "sampling_fps": 5.0,
-            "profile": "live",
-            "max_age_ms": None,
-        }
-        publisher.publish("FrameCaptured", record, key=media_id)
-        ids.add(str(record["envelope"]["event_id"]))
+    for frame in range(len(clips[0])):
+        for video, media_id in enumerate(media):
+            height, width = sizes[video][:2]
+            record: dict[str, Any] = {
+                "envelope": _envelope("FrameCaptured", media_id),
+                "media_id": media_id,
+                "camera_id": None,
+                "frame_index": frame,
+                "timestamp_ms": frame * 200,
+                "captured_at": datetime.now(UTC),
+                "width": width,
+                "height": height,
+                "image": dict(refs[video][frame]),
+                "source_fps": 5.0,
+                "sampling_fps": 5.0,
+                "profile": "live",
+                "max_age_ms": None,
+            }
+            publisher.publish("FrameCaptured", record, key=media_id)
+            ids.add(str(record["envelope"]["event_id"]))
     publisher.flush()
     return ids
 
@@ -310,15 +323,16 @@ def main() -> None:
     engines = Engines(settings)
     print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     if args.only in (None, "detection"):
-        jpegs = sample_frames()
+        clips = sample_frames(max(1, args.frames // args.videos), args.videos)
+        jpegs = [frame for clip in clips for frame in clip[:4]]
         direct = [direct_detection(engines, jpegs, args.frames, settings)]
         worker_fps = through_worker(
             settings,
             "vision",
             "ObjectsDetected",
             "vision.detections",
-            lambda p, b: publish_frames(p, b, jpegs, args.frames, args.videos),
-            lambda p, b: publish_frames(p, b, jpegs, 2 * args.videos, args.videos),
+            lambda p, b: publish_frames(p, b, clips),
+            lambda p, b: publish_frames(p, b, [clip[:2] for clip in clips]),
         )
         direct.append(direct_detection(engines, jpegs, args.frames, settings))
         print(

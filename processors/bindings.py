@@ -2,13 +2,15 @@
 
 Workers are grouped by latency class and by what they hold:
 
-- `live` analyses camera frames against a deadline (detection, then tracking). It never
-  waits behind documents or heavy stages: it runs in its own process at normal priority, it
-  reads only `media.frames`, and per camera it takes the newest frame whenever it is free,
-  skipping (and counting) frames that were superseded or became stale.
-- `vision` analyses uploads and recorded video frames (detection and tracking, codes,
-  anonymisation, embeddings, scenes), plus the heavy stages a camera's profile asks for
-  (anonymisation), which take a camera's newest frame whenever they are free.
+- `live` analyses camera frames against a deadline (detection, then tracking), and detects
+  objects in uploaded images (someone is waiting for those). It never waits behind
+  documents or heavy stages: it runs in its own process at normal priority, and per camera
+  it takes the newest frame whenever it is free, skipping (and counting) frames that were
+  superseded or became stale; camera frames go ahead of uploads.
+- `vision` analyses uploads and recorded video frames (detection and tracking of video
+  frames, codes, anonymisation, embeddings, scenes), plus the heavy stages a camera's
+  profile asks for (anonymisation), which take a camera's newest frame whenever they are
+  free.
 - `document` renders documents and videos into pages and frames, reads text, masks
   personal data and embeds text.
 - `outputs` renders exports, keeps each result for the item's report, and renders the
@@ -39,6 +41,9 @@ class Items(StrEnum):
     LIVE = "live"
     # Everything else: uploads, pages, video frames and their results.
     RECORDED = "recorded"
+    # What someone waits for: live camera frames, and uploads (a person at the other end);
+    # not the frames of a recorded video, which queue as batch work.
+    INTERACTIVE = "interactive"
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,8 @@ class StageBinding:
             return live
         if self.items is Items.RECORDED:
             return not live
+        if self.items is Items.INTERACTIVE:
+            return live or event_type != "FrameCaptured"
         return True
 
 
@@ -108,15 +115,16 @@ WORKER_KINDS: dict[str, WorkerKind] = {
                 StageBinding(
                     "detection",
                     "processors.detection.stage:detect_objects",
-                    ("FrameCaptured",),
-                    Items.LIVE,
+                    ("MediaUploaded", "FrameCaptured"),
+                    Items.INTERACTIVE,
                     then=("tracking",),
                 ),
             ),
             transforms=(TRACKING,),
             state_topic="state.live.tracks",
             nice=0,
-            doc="Camera frames against a deadline: detection and tracking.",
+            doc="Camera frames against a deadline (detection and tracking), and the detection "
+            "of uploaded images, which someone is waiting for.",
         ),
         WorkerKind(
             "vision",
@@ -124,7 +132,7 @@ WORKER_KINDS: dict[str, WorkerKind] = {
                 StageBinding(
                     "detection",
                     "processors.detection.stage:detect_objects",
-                    ("MediaUploaded", "FrameCaptured"),
+                    ("FrameCaptured",),
                     Items.RECORDED,
                     then=("tracking",),
                 ),
@@ -155,7 +163,7 @@ WORKER_KINDS: dict[str, WorkerKind] = {
             ),
             transforms=(TRACKING,),
             state_topic="state.vision.tracks",
-            nice=5,
+            nice=10,
             doc="Uploads, video frames and heavy camera stages.",
         ),
         WorkerKind(
@@ -172,7 +180,7 @@ WORKER_KINDS: dict[str, WorkerKind] = {
                     "text-embedding", "processors.embeddings.stage:embed", ("TextRecognized",)
                 ),
             ),
-            nice=10,
+            nice=15,
             doc="Rendering of documents and videos, OCR, masking and text embeddings.",
         ),
         WorkerKind(
@@ -192,11 +200,15 @@ WORKER_KINDS: dict[str, WorkerKind] = {
                 ),
                 StageBinding("report", "processors.combined:render_report", ("MediaCompleted",)),
             ),
-            nice=10,
+            nice=15,
             doc="Exports, the results behind the report, and the report once complete.",
         ),
     )
 }
+# Stateful steps that follow a stage in the same report (`StageBinding.then`).
+FOLLOWING_STAGES = frozenset(
+    name for kind in WORKER_KINDS.values() for binding in kind.transforms for name in [binding.name]
+)
 # The completion processor is a worker kind of its own with no stages: it only follows
 # the work reports (`processors.completion`).
 COMPLETION_KIND = "completion"
@@ -233,7 +245,12 @@ def is_live_input(event: Mapping[str, Any]) -> bool:
 
 
 @cache
-def reporting_kinds(event_type: str) -> tuple[str, ...]:
-    """Worker kinds that report on a recorded (non-camera) event of this type: what the
-    completion processor waits for."""
-    return tuple(name for name, kind in WORKER_KINDS.items() if kind.takes(event_type, live=False))
+def reporting_stages(event_type: str) -> tuple[str, ...]:
+    """The stages (as `kind/stage`) that each publish one work report on a recorded
+    (non-camera) event of this type: what the completion processor waits for."""
+    return tuple(
+        f"{name}/{binding.name}"
+        for name, kind in WORKER_KINDS.items()
+        for binding in kind.stages
+        if binding.takes(event_type, live=False)
+    )

@@ -37,12 +37,16 @@ KindArgument = Annotated[str, typer.Argument(help=f"Worker kind: {', '.join(ALL_
 @processors_app.command("worker")
 def worker(kind: KindArgument, loglevel: str = "warn") -> None:
     """Run one worker process of a kind in the foreground (no restarts)."""
+    import cv2
     from faust.worker import Worker
 
     from visionlog.observability import configure_logging, configure_tracing
 
     settings = get_settings()
     configure_logging(settings, f"worker-{kind}")
+    # Messages and stages already run in parallel: OpenCV's own thread pool on top only
+    # oversubscribes the cores (and contends with OpenVINO's threads).
+    cv2.setNumThreads(1)
     tracer = configure_tracing(settings, f"visionlog-worker-{kind}")
     if kind not in ALL_KINDS:
         console.print(

@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, TypeVar
+
+import numpy as np
 
 from processors.openvino_runtime import EngineTuning, OpenVinoRuntime
 from visionlog.settings import Settings
@@ -49,6 +51,10 @@ def parallel_pages(settings: Settings) -> int:
     return configured if configured > 0 else max(1, os.cpu_count() or 1)
 
 
+# A small blank image: what every image engine's warm-up inference runs on.
+_BLANK = np.full((96, 96, 3), 255, np.uint8)
+
+
 class Engines:
     """Lazily built engines of one worker (or one test), sharing one OpenVINO runtime."""
 
@@ -66,13 +72,35 @@ class Engines:
                 self._runtime = OpenVinoRuntime.from_settings(self.settings)
             return self._runtime
 
-    def _once(self, name: str, build: Callable[[], T]) -> T:
+    def _once(self, name: str, build: Callable[[], T], warm: Callable[[T], object]) -> T:
         with self._guard:
             lock = self._locks.setdefault(name, threading.Lock())
         with lock:
             if name not in self._built:
-                self._built[name] = build()
+                engine = build()
+                # One inference on this thread alone before any other thread may use the
+                # engine: the OpenVINO bindings initialise internal statics on first use,
+                # and first uses racing with threads that hold the GIL can deadlock.
+                warm(engine)
+                self._built[name] = engine
             return self._built[name]  # type: ignore[return-value]
+
+    def prepare(self, stages: Iterable[str]) -> list[str]:
+        """Builds (and warms up) the engines these stages use, ahead of their first input:
+        a worker does it before it consumes, so its first message waits for nothing."""
+        getters: dict[str, Callable[[], object]] = {
+            "detection": self.detector,
+            "ocr": self.ocr,
+            "anonymise": self.faces,
+            "image-embedding": self.image_embedder,
+            "object-embedding": self.image_embedder,
+            "text-embedding": self.text_embedder,
+        }
+        for stage in stages:
+            getter = getters.get(stage)
+            if getter is not None:
+                getter()
+        return self.built()
 
     def built(self) -> list[str]:
         """Names of the engines built so far (for health pages and tests)."""
@@ -82,7 +110,11 @@ class Engines:
     def detector(self) -> DetectorEngine:
         from processors.detection.engine import create_detector
 
-        return self._once("detector", lambda: create_detector(self.settings, self.runtime))
+        return self._once(
+            "detector",
+            lambda: create_detector(self.settings, self.runtime),
+            lambda engine: engine.detect(_BLANK, 0.99),
+        )
 
     def ocr(self) -> OcrPipeline:
         from processors.ocr.engine import OpenVinoOcrEngine
@@ -94,7 +126,7 @@ class Engines:
             )
             return OcrPipeline(engine, probe=engine, parallel=parallel_pages(self.settings))
 
-        return self._once("ocr", build)
+        return self._once("ocr", build, lambda pipeline: pipeline.read(_BLANK))
 
     def faces(self) -> FaceDetector:
         from processors.anonymise.faces import FaceDetector
@@ -107,6 +139,7 @@ class Engines:
                 tuning=ENGINE_TUNING["faces"],
                 settings=self.settings,
             ),
+            lambda detector: detector.detect(_BLANK),
         )
 
     def image_embedder(self) -> ImageEmbedder:
@@ -117,6 +150,7 @@ class Engines:
             lambda: create_image_embedder(
                 self.settings, self.runtime, ENGINE_TUNING["image-embedder"]
             ),
+            lambda embedder: embedder.embed(_BLANK),
         )
 
     def text_embedder(self) -> TextEmbedder:
@@ -127,4 +161,5 @@ class Engines:
             lambda: create_text_embedder(
                 self.settings, self.runtime, ENGINE_TUNING["text-embedder"]
             ),
+            lambda embedder: embedder.embed(["warm up"]),
         )

@@ -9,6 +9,8 @@ computes a key's partition the same way and writes its changelog there directly.
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from typing import Any
 
 import faust
@@ -58,14 +60,51 @@ def keyed_table(app: faust.App, name: str, state_topic: str, settings: Settings)
 
 
 class TableState:
-    """`processors.stage.KeyedState` on a bytes table; used from the event loop only."""
+    """`processors.stage.KeyedState` on a bytes table, usable from the stage threads.
+
+    A faust table is written on the worker's event loop (the write also goes to its
+    changelog). A write from a stage thread is handed to the loop, and kept here until the
+    loop applied it, so that the next read of the key (the key's next input, which the
+    scheduler runs only after this one) sees it at once."""
 
     def __init__(self, table: Any) -> None:
         self.table = table
+        self._pending: dict[bytes, bytes] = {}
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The loop that owns the table (the worker's, once it runs)."""
+        self._loop = loop
 
     def get(self, key: str) -> bytes | None:
-        value = self.table.get(key.encode())
+        raw = key.encode()
+        with self._lock:
+            pending = self._pending.get(raw)
+        if pending is not None:
+            return pending
+        value = self.table.get(raw)
         return bytes(value) if value is not None else None
 
     def put(self, key: str, value: bytes) -> None:
-        self.table[key.encode()] = value
+        raw = key.encode()
+        loop = self._loop
+        if loop is None or _on_loop(loop):
+            self.table[raw] = value
+            return
+        with self._lock:
+            self._pending[raw] = value
+        loop.call_soon_threadsafe(self._apply, raw, value)
+
+    def _apply(self, raw: bytes, value: bytes) -> None:
+        self.table[raw] = value
+        with self._lock:
+            if self._pending.get(raw) is value:
+                del self._pending[raw]
+
+
+def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False

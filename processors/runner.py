@@ -335,8 +335,24 @@ class WorkerCore:
             seconds=attempted.seconds,
         )
 
+    def settled_runs(self, routed: Routed, skip: str | None = None) -> dict[str, StageRun]:
+        """The stages whose outcome is known without running them: every stage of a skipped
+        frame, and the stages the input's profile does not ask for."""
+        if skip is not None:
+            return {
+                b.name: StageRun(b.name, StageStatus.SKIPPED, reason=skip) for b in routed.bindings
+            }
+        return {
+            b.name: StageRun(b.name, StageStatus.NOT_APPLICABLE, reason="not in profile")
+            for b in routed.bindings
+            if not stage_wanted(b.name, routed.record)
+        }
+
     def transform(self, name: str, outputs: list[Outgoing]) -> tuple[list[Outgoing], StageRun]:
-        """Rework outputs through a stateful transform (in key order, on one thread)."""
+        """Rework outputs through a stateful transform (in key order, on one thread).
+
+        Returns the reworked outputs of the stage (same event types, e.g. detections with
+        their track ids) and the transform's own run, holding the events it added."""
         stage = self.stages[name]
         started = time.monotonic()
         reworked: list[Outgoing] = []
@@ -357,9 +373,10 @@ class WorkerCore:
                 attempts=1,
                 seconds=time.monotonic() - started,
             )
-        added = [o for o in reworked if o.event_type not in {x.event_type for x in outputs}]
+        kept = {x.event_type for x in outputs}
+        added = [o for o in reworked if o.event_type not in kept]
         status = StageStatus.DONE if added else StageStatus.NOT_APPLICABLE
-        return reworked, StageRun(
+        return [o for o in reworked if o.event_type in kept], StageRun(
             name, status, added, attempts=1, seconds=time.monotonic() - started
         )
 
@@ -399,7 +416,8 @@ class WorkerCore:
         run_id: str | None = None,
         dead_letters: Mapping[str, Outgoing] | None = None,
     ) -> Outgoing:
-        """The EventProcessed work report of one input (published before its outputs)."""
+        """The EventProcessed work report of one stage (and the stateful steps after it) on
+        one input; published before the outputs it names."""
         input_label = input_item_label(routed.record, routed.event_type)
         outcomes = []
         for run in runs:
@@ -432,6 +450,7 @@ class WorkerCore:
                 "EventProcessed",
                 f"processors.{self.worker}/{PROCESSORS_VERSION}",
                 self.worker,
+                runs[0].stage if runs else "",
                 run_id or "",
             ),
             "media_id": routed.media_id,
@@ -521,9 +540,18 @@ class WorkerCore:
 
     # ---------------------------------------------------------------- one message, in order
 
-    def handle(self, routed: Routed, *, run_id: str | None = None) -> Handled:
-        """Every step for one routed message on the calling thread."""
+    def handle(self, routed: Routed, *, run_id: str | None = None) -> list[Handled]:
+        """Every step for one routed message on the calling thread: per stage, its report
+        and the events to publish after it."""
         started_ms = time.time() * 1000.0
-        runs = [self.run_stage(binding, routed) for binding in routed.bindings]
-        runs = self.finish(routed, runs)
-        return self.conclude(routed, runs, started_ms=started_ms, run_id=run_id)
+        handled = []
+        settled = self.settled_runs(routed)
+        for binding in routed.bindings:
+            if binding.name in settled:
+                continue
+            runs = self.finish(routed, [self.run_stage(binding, routed)])
+            handled.append(self.conclude(routed, runs, started_ms=started_ms, run_id=run_id))
+        if settled:
+            runs = list(settled.values())
+            handled.append(self.conclude(routed, runs, started_ms=started_ms, run_id=run_id))
+        return handled

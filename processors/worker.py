@@ -42,7 +42,7 @@ from typing import Any
 
 import faust
 
-from processors.bindings import Items, WorkerKind, worker_kind
+from processors.bindings import Items, StageBinding, WorkerKind, worker_kind
 from processors.keyed_state import TableState, keyed_table
 from processors.runner import (
     Encoded,
@@ -123,8 +123,9 @@ def faust_app(name: str, settings: Settings) -> faust.App:
         web_enabled=False,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
-        producer_compression_type="zstd",
-        producer_linger=0.005,
+        # Events are small (blobs travel by reference); compressing them costs the event
+        # loop more than it saves on the wire.
+        producer_linger=0.001,
         datadir=str(datadir),
         broker_commit_every=tuning.commit_every_messages,
         broker_commit_interval=tuning.commit_every_s,
@@ -219,7 +220,8 @@ class Scheduler:
             max_workers=stage_threads, thread_name_prefix=f"{core.worker}-stage"
         )
         self.latest: LatestWins[_Pending] = LatestWins()
-        self.tails: dict[str, asyncio.Task[None]] = {}
+        # Per media item (or camera) and stage: the turn of its latest message.
+        self.tails: dict[tuple[str, str], asyncio.Future[None]] = {}
         self.detached: set[asyncio.Task[None]] = set()
         self.cameras: dict[str, CameraCounters] = {}
         self.handled = 0
@@ -271,7 +273,12 @@ class Scheduler:
                 f"superseded: frame {routed.record.get('frame_index')} arrived while "
                 f"frame {older} waited for the stage"
             )
-            self._detach(self._process(offer.superseded, None, holds_slot=False, skip=reason))
+            superseded = offer.superseded
+            self._detach(
+                self._process(
+                    superseded, self._gates(superseded.routed), holds_slot=False, skip=reason
+                )
+            )
         if offer.start:
             self._detach(self._run_lane(routed.media_id))
 
@@ -288,7 +295,12 @@ class Scheduler:
             if pending is None:
                 self.slots.release()
                 return
-            await self._process(pending, None, holds_slot=True, skip=self._stale(pending.routed))
+            await self._process(
+                pending,
+                self._gates(pending.routed),
+                holds_slot=True,
+                skip=self._stale(pending.routed),
+            )
 
     def _camera(self, routed: Routed) -> CameraCounters:
         counters = self.cameras.get(routed.media_id)
@@ -309,25 +321,38 @@ class Scheduler:
 
     # ------------------------------------------------------------------ processing
 
+    def _gates(
+        self, routed: Routed
+    ) -> dict[str, tuple[asyncio.Future[None] | None, asyncio.Future[None]]]:
+        """Per stage of the message: the previous message's turn (same key and stage) to
+        wait for, and this message's turn for the next one. Taken in admission order."""
+        loop = asyncio.get_running_loop()
+        gates: dict[str, tuple[asyncio.Future[None] | None, asyncio.Future[None]]] = {}
+        for binding in routed.bindings:
+            tail = (routed.media_id, binding.name)
+            previous = self.tails.get(tail)
+            done: asyncio.Future[None] = loop.create_future()
+            self.tails[tail] = done
+
+            def forget(finished: asyncio.Future[None], tail: tuple[str, str] = tail) -> None:
+                if self.tails.get(tail) is finished:
+                    del self.tails[tail]
+
+            done.add_done_callback(forget)
+            gates[binding.name] = (previous, done)
+        return gates
+
     def _spawn(self, pending: _Pending, *, holds_slot: bool) -> None:
-        """Batch work: starts now, finishes after the earlier messages of its key."""
-        key = pending.routed.media_id
-        previous = self.tails.get(key)
-        task = asyncio.get_running_loop().create_task(
-            self._process(pending, previous, holds_slot=holds_slot, skip=None)
+        """Batch work: starts now; each stage publishes after the same stage of the earlier
+        messages of its key."""
+        self._detach(
+            self._process(pending, self._gates(pending.routed), holds_slot=holds_slot, skip=None)
         )
-        self.tails[key] = task
-
-        def forget(done: asyncio.Task[None]) -> None:
-            if self.tails.get(key) is done:
-                del self.tails[key]
-
-        task.add_done_callback(forget)
 
     async def _process(
         self,
         pending: _Pending,
-        previous: asyncio.Task[None] | None,
+        gates: dict[str, tuple[asyncio.Future[None] | None, asyncio.Future[None]]],
         *,
         holds_slot: bool,
         skip: str | None,
@@ -350,30 +375,82 @@ class Scheduler:
                 ),
             ):
                 started_ms = time.time() * 1000.0
+                self.metrics.queue_age(message.topic, int(routed.input_ms()))
+                # Stages that do not apply (or a skipped frame) are known at once and
+                # reported together; the others run and report each when it is done.
+                settled = self.core.settled_runs(routed, skip)
+                running = [b for b in routed.bindings if b.name not in settled]
+                computing = [
+                    asyncio.ensure_future(self._compute(routed, binding)) for binding in running
+                ]
+                publishing = [
+                    asyncio.ensure_future(
+                        self._conclude(routed, [computed], [gates[binding.name]], started_ms)
+                    )
+                    for binding, computed in zip(running, computing, strict=True)
+                ]
+                if settled:
+                    publishing.append(
+                        asyncio.ensure_future(
+                            self._conclude(
+                                routed,
+                                [_done(run) for run in settled.values()],
+                                [gates[name] for name in settled],
+                                started_ms,
+                            )
+                        )
+                    )
                 try:
-                    self.metrics.queue_age(message.topic, int(routed.input_ms()))
-                    if skip is not None:
-                        runs = [
-                            StageRun(binding.name, StageStatus.SKIPPED, reason=skip)
-                            for binding in routed.bindings
-                        ]
-                    else:
-                        runs = await self._compute(routed)
+                    await asyncio.gather(*computing, return_exceptions=True)
                 finally:
                     if holds_slot:
                         self.slots.release()
-                if previous is not None:
-                    # Key order: the earlier message of this item or camera goes first.
-                    await asyncio.gather(previous, return_exceptions=True)
-                runs = self.core.finish(routed, runs)
-                handled = self.core.conclude(routed, runs, started_ms=started_ms)
-                await self._publish(handled, ordered=not routed.live)
+                handled = await asyncio.gather(*publishing)
                 await pending.stream.ack(pending.event)
                 self._account(routed, handled)
         except asyncio.CancelledError:
             raise
         except BaseException as error:
             self.on_fatal(error)
+        finally:
+            for _previous, done in gates.values():
+                if not done.done():
+                    done.set_result(None)
+
+    async def _conclude(
+        self,
+        routed: Routed,
+        computed: list[Awaitable[StageRun]],
+        gates: list[tuple[asyncio.Future[None] | None, asyncio.Future[None]]],
+        started_ms: float,
+    ) -> Handled:
+        """The stages' turn: after the same stages of the key's earlier message, their
+        stateful steps, their report (acknowledged before the results it names) and their
+        results."""
+        try:
+            runs = [await run for run in computed]
+            previous = [gate[0] for gate in gates if gate[0] is not None]
+            if previous:
+                await asyncio.gather(*previous, return_exceptions=True)
+            # Stateful steps and encoding run on a stage thread too: the event loop is kept
+            # for the brokers (it is the process's one Python thread that must never wait).
+            handled: Handled = await asyncio.get_running_loop().run_in_executor(
+                self.executor,
+                contextvars.copy_context().run,
+                self._settle,
+                routed,
+                runs,
+                started_ms,
+            )
+            await self._publish(handled, ordered=not routed.live)
+            return handled
+        finally:
+            for _previous, done in gates:
+                if not done.done():
+                    done.set_result(None)
+
+    def _settle(self, routed: Routed, runs: list[StageRun], started_ms: float) -> Handled:
+        return self.core.conclude(routed, self.core.finish(routed, runs), started_ms=started_ms)
 
     def _stale(self, routed: Routed) -> str | None:
         captured = routed.captured_ms()
@@ -387,25 +464,21 @@ class Scheduler:
                 self.metrics.frame_skipped(binding.name, "stale")
         return reason
 
-    async def _compute(self, routed: Routed) -> list[StageRun]:
-        loop = asyncio.get_running_loop()
+    async def _compute(self, routed: Routed, binding: StageBinding) -> StageRun:
         deadline = None
         captured = routed.captured_ms()
         if captured is not None:
             remaining_s = (captured + self._bound_ms(routed) - time.time() * 1000.0) / 1000.0
             deadline = time.monotonic() + max(0.0, remaining_s)
-        calls = [
-            loop.run_in_executor(
-                self.executor,
-                contextvars.copy_context().run,
-                self.core.run_stage,
-                binding,
-                routed,
-                deadline,
-            )
-            for binding in routed.bindings
-        ]
-        return list(await asyncio.gather(*calls))
+        run: StageRun = await asyncio.get_running_loop().run_in_executor(
+            self.executor,
+            contextvars.copy_context().run,
+            self.core.run_stage,
+            binding,
+            routed,
+            deadline,
+        )
+        return run
 
     async def _publish(self, handled: Handled, *, ordered: bool) -> None:
         outputs = list(handled.outputs)
@@ -429,9 +502,9 @@ class Scheduler:
         if failures:
             raise PublishError(f"{len(failures)} event(s) not acknowledged: {failures[0]!r}")
 
-    def _account(self, routed: Routed, handled: Handled) -> None:
+    def _account(self, routed: Routed, handled: list[Handled]) -> None:
         self.handled += 1
-        statuses = {run.status for run in handled.runs}
+        statuses = {run.status for each in handled for run in each.runs}
         for status in statuses:
             self.counts[status.value] += 1
         outcome = next(
@@ -500,6 +573,10 @@ class Scheduler:
             await asyncio.sleep(0.1)
 
 
+async def _done(run: StageRun) -> StageRun:
+    return run
+
+
 def _percentile(values: list[float], fraction: float) -> float | None:
     if not values:
         return None
@@ -518,6 +595,21 @@ def inbound(event: Any) -> InboundMessage:
         value=message.value,
         headers=normalise_headers(getattr(message, "headers", None)),
         timestamp_ms=int(timestamp * 1000) if timestamp else 0,
+    )
+
+
+def kind_settings(kind: WorkerKind, settings: Settings) -> Settings:
+    """The settings a worker of this kind runs with: the live worker tunes its detector
+    for the fastest single frame."""
+    if kind.name != "live":
+        return settings
+    tuning = settings.processors
+    return settings.model_copy(
+        update={
+            "processors": tuning.model_copy(
+                update={"detection_performance_hint": tuning.live_detection_performance_hint}
+            )
+        }
     )
 
 
@@ -541,6 +633,7 @@ def build_worker(
     tracer: Tracer | None = None,
 ) -> WorkerApp:
     kind = worker_kind(kind_name)
+    settings = kind_settings(kind, settings)
     app = faust_app(kind.name, settings)
     codec = codec or AvroCodec(HttpSchemaRegistry(settings.registry))
     context = context or build_context(settings)
@@ -553,6 +646,10 @@ def build_worker(
         live_stages=[b.name for b in kind.stages if b.items is not Items.RECORDED],
     )
     core = WorkerCore(kind, settings, codec, context, metrics=metrics)
+    # Models compile and warm up now, one at a time, before the first message: no input
+    # waits for a compile, and no two threads race through a model's first inference.
+    built = context.engines.prepare(b.name for b in kind.stages)
+    log.info("%s worker: engines ready: %s", kind.name, ", ".join(built) or "none")
     tuning = settings.processors
     cpus = os.cpu_count() or 2
     in_flight = tuning.max_in_flight or 2 * cpus
@@ -598,6 +695,14 @@ def build_worker(
     for topic_name in input_topics(kind, settings.kafka):
         topic = app.topic(topic_name, key_type=bytes, value_type=bytes)
         app.agent(topic, name=f"{kind.name}.{topic_name}")(make_agent(topic_name))
+
+    if isinstance(context.state, TableState):
+        state = context.state
+
+        async def bind_state() -> None:
+            state.bind(asyncio.get_running_loop())
+
+        app.task(bind_state)
 
     async def report_cameras() -> None:
         window = tuning.camera_report_interval_s

@@ -41,7 +41,9 @@ def producer_config(settings: KafkaSettings, **overrides: Any) -> dict[str, Any]
         # the workers (faust tables) lives where the key's events arrive.
         "partitioner": "murmur2_random",
         "compression.type": "zstd",
-        "linger.ms": 5,
+        # A short linger: an upload or a result waits for its acknowledgement, and batches
+        # still form under load while earlier requests are in flight.
+        "linger.ms": 1,
         "delivery.timeout.ms": 120_000,
         **overrides,
     }

@@ -216,6 +216,12 @@ class ProcessorSettings(BaseModel):
     # THROUGHPUT runs frames side by side, one per stream (most frames per second under
     # load); LATENCY runs one frame on all threads (fastest single frame on an idle host).
     detection_performance_hint: Literal["LATENCY", "THROUGHPUT"] = "THROUGHPUT"
+    # Each detected object of a recorded item is embedded (one backbone pass per object) for
+    # similar-object search; off where that search is not wanted.
+    object_embeddings: bool = True
+    # The live worker's detector: someone waits for each of its frames and uploads, and a
+    # few cameras at 5 fps are well within what one frame at a time on all threads serves.
+    live_detection_performance_hint: Literal["LATENCY", "THROUGHPUT"] = "LATENCY"
     # JPEG frames much larger than the detector's input are decoded at 1/2, 1/4 or 1/8
     # scale (1.5-2.5x cheaper than a full decode); boxes still come out in original pixels.
     detection_reduced_decode: bool = True
@@ -237,7 +243,7 @@ class ProjectionSettings(BaseModel):
     commit_every_messages: int = 1000
     commit_every_s: float = 1.0
     # A batch closes when full or after this long: the latency a quiet log adds.
-    poll_timeout_s: float = 0.1
+    poll_timeout_s: float = 0.02
     # How often a live projection looks whether a rebuild switched the generation.
     generation_check_s: float = 5.0
     # Prometheus metrics (lag, applied events) of a projection process; 0 turns them off.
@@ -266,9 +272,16 @@ class LoggingSettings(BaseModel):
     format: Literal["auto", "json", "text"] = "auto"
     level: str = "INFO"
     # Levels of single loggers, e.g. VISIONLOG_LOGGING__LEVELS='{"aiokafka": "DEBUG"}'.
-    # The Kafka clients are chatty at INFO about every rebalance and reconnect.
+    # The Kafka clients are chatty at INFO about every rebalance and reconnect, the HTTP
+    # clients (schema registry) about every request.
     levels: dict[str, str] = Field(
-        default_factory=lambda: {"aiokafka": "WARNING", "kafka": "WARNING", "urllib3": "WARNING"}
+        default_factory=lambda: {
+            "aiokafka": "WARNING",
+            "kafka": "WARNING",
+            "urllib3": "WARNING",
+            "httpx": "WARNING",
+            "httpx2": "WARNING",
+        }
     )
 
 

@@ -1,15 +1,15 @@
 """When is a media item done? Bookkeeping over the work reports, free of Kafka.
 
-Every worker kind that takes an input event publishes one `EventProcessed` for it, naming
-the events its stages derived. Which kinds take an event type is fixed by the bindings
-(`processors.bindings.reporting_kinds`), so each report says exactly how many further
+Every stage that takes an input event publishes one `EventProcessed` for it, naming the
+events it derived. Which stages take an event type is fixed by the bindings
+(`processors.bindings.reporting_stages`), so each report says exactly how many further
 reports to expect: the item is done when no report is outstanding. The count is kept per
 image of the item (page, frame, original), so progress is known too.
 
 The reports are trustworthy as counts because (1) a worker publishes a report, and has it
 acknowledged, before the results it names: a result's report can never arrive before the
-report of its cause; (2) reports of one item from one worker kind and one input partition
-arrive in input-offset order, so a report redelivered after a crash (offset at or below the
+report of its cause; (2) reports of one item from one stage and one input partition arrive
+in input-offset order, so a report redelivered after a crash (offset at or below the
 last one applied) is recognised and dropped; positions are kept in the same state value.
 
 Runs: the upload's own processing is run "" (the item's trace); a reprocess run is named by
@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from processors.bindings import reporting_kinds
+from processors.bindings import FOLLOWING_STAGES, reporting_stages
 from visionlog import contracts
 
 ROOT = "~root"
@@ -37,7 +37,8 @@ MAX_ERRORS = 20
 _ITEM_STARTERS = frozenset({"PageRendered", "FrameCaptured"})
 REPROCESS_WORKER = "reprocess"
 
-KindsOf = Callable[[str], Sequence[str]]
+# The reporters (stages) that take an event type; each publishes one report on an event.
+ReportersOf = Callable[[str], Sequence[str]]
 
 
 @dataclass
@@ -142,8 +143,15 @@ def _is_image(label: str) -> bool:
 class CompletionTracker:
     """Applies uploads and work reports to one item's state; says what to publish."""
 
-    def __init__(self, kinds_of: KindsOf = reporting_kinds) -> None:
-        self.kinds_of = kinds_of
+    def __init__(
+        self,
+        reporters_of: ReportersOf = reporting_stages,
+        followers: frozenset[str] = FOLLOWING_STAGES,
+    ) -> None:
+        self.reporters_of = reporters_of
+        # Stateful steps that follow a stage within its report (tracking): their outcomes
+        # are counted, but they are not reports of their own.
+        self.followers = followers
 
     def _run(self, state: MediaState, run_id: str, at_ms: float) -> RunState:
         run = state.runs.get(run_id)
@@ -169,7 +177,7 @@ class CompletionTracker:
         label = "original" if upload.get("media_kind") == "IMAGE" else ROOT
         if _is_image(label):
             run.items_expected += 1
-        run.pending[label] = run.pending.get(label, 0) + len(self.kinds_of("MediaUploaded"))
+        run.pending[label] = run.pending.get(label, 0) + len(self.reporters_of("MediaUploaded"))
         self._settle(run)
         return self._finished(run)
 
@@ -180,18 +188,25 @@ class CompletionTracker:
             # part of the work that completion waits for.
             return []
         worker = str(report["worker"])
-        position_key = "|".join(
-            (
-                worker,
-                str(report.get("run_id") or ""),
-                str(report["input_topic"]),
-                str(report["input_partition"]),
-            )
-        )
         offset = int(report["input_offset"])
-        if offset <= state.positions.get(position_key, -1):
+        # One report may speak for several stages (those that did not apply are reported
+        # together); each stage's reports arrive in input order and are deduplicated apart.
+        fresh = []
+        for outcome in report["outcomes"]:
+            position_key = "|".join(
+                (
+                    worker,
+                    str(outcome["stage"]),
+                    str(report.get("run_id") or ""),
+                    str(report["input_topic"]),
+                    str(report["input_partition"]),
+                )
+            )
+            if offset > state.positions.get(position_key, -1):
+                state.positions[position_key] = offset
+                fresh.append(outcome)
+        if not fresh:
             return []
-        state.positions[position_key] = offset
         at_ms = _millis(report["envelope"]["occurred_at"])
         state.tenant_id = state.tenant_id or report["envelope"].get("tenant_id")
         state.owner_id = state.owner_id or report["envelope"].get("owner_id")
@@ -206,6 +221,7 @@ class CompletionTracker:
         if report.get("run_id") and report["envelope"].get("trace_id"):
             state.traces[str(report["envelope"]["trace_id"])] = str(run_id)
         label = str(report.get("item_label") or ROOT)
+        reporters = [o for o in fresh if str(o["stage"]) not in self.followers]
         if worker == REPROCESS_WORKER:
             if report["input_event_type"] == "ReprocessRequested":
                 run.planned = True
@@ -213,13 +229,13 @@ class CompletionTracker:
                 self._settle(run)
                 return self._finished(run)
             # A root of the reprocess run: it starts its image, nothing was waiting for it.
-            run.roots_seen += 1
+            run.roots_seen += len(reporters)
             if _is_image(label) and label not in run.pending:
                 run.items_expected += 1
                 run.pending[label] = 0
         else:
-            run.pending[label] = run.pending.get(label, 0) - 1
-        for outcome in report["outcomes"]:
+            run.pending[label] = run.pending.get(label, 0) - len(reporters)
+        for outcome in fresh:
             self._count(run, outcome, label)
         self._settle(run)
         return self._finished(run)
@@ -250,7 +266,7 @@ class CompletionTracker:
                 continue
             if event_type in _ITEM_STARTERS and _is_image(out_label):
                 run.items_expected += 1
-            kinds = self.kinds_of(event_type)
+            kinds = self.reporters_of(event_type)
             if kinds:
                 run.pending[out_label] = run.pending.get(out_label, 0) + len(kinds)
 

@@ -15,11 +15,12 @@ every `processors.progress_interval_s` per item.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Awaitable
 from typing import Any
+
+import orjson
 
 from processors.completion.tracker import (
     CompletionTracker,
@@ -74,12 +75,10 @@ class CompletionWorker:
         raw = self.table.get(media_id.encode())
         if raw is None:
             return MediaState(media_id=media_id)
-        return MediaState.from_json(json.loads(raw))
+        return MediaState.from_json(orjson.loads(raw))
 
     def _save(self, state: MediaState) -> None:
-        self.table[state.media_id.encode()] = json.dumps(
-            state.to_json(), separators=(",", ":")
-        ).encode()
+        self.table[state.media_id.encode()] = orjson.dumps(state.to_json())
 
     # ------------------------------------------------------------------ events
 

@@ -145,6 +145,8 @@ def embed(event: dict[str, Any], ctx: StageContext) -> list[Outgoing]:
     if kind == "FrameCaptured":
         return _embed_image(event, ctx)
     if kind == "ObjectsDetected":
+        if not ctx.settings.processors.object_embeddings:
+            return []
         return _embed_crops(event, ctx)
     if kind == "TextRecognized":
         return _embed_text(event, ctx)

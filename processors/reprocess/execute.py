@@ -85,9 +85,9 @@ def reprocess_kind(stages: list[str]) -> WorkerKind:
     )
 
 
-def check_versions(handled: Handled, expected: Mapping[str, str]) -> None:
+def check_versions(handled: list[Handled], expected: Mapping[str, str]) -> None:
     """Refuse results whose model stamp is not the version the requester expects."""
-    for run in handled.runs:
+    for run in (run for each in handled for run in each.runs):
         for outgoing in run.outputs:
             stage = STAGE_OF_EVENT.get(outgoing.event_type)
             wanted = expected.get(stage or "")
@@ -114,8 +114,10 @@ def closing_report(
     message: InboundMessage,
     media_id: str,
     sources: list[dict[str, Any]],
+    stages: list[str],
 ) -> Encoded:
-    """The report that closes a media item's run: the sources the run covered."""
+    """The report that closes a media item's run: per stage, the sources it ran on (each
+    gave one report of its own)."""
     reprocess_id = str(request["reprocess_id"])
     trace = run_trace_id(reprocess_id, media_id)
     envelope = Envelope(
@@ -144,7 +146,7 @@ def closing_report(
         "queue_ms": 0.0,
         "outcomes": [
             {
-                "stage": WORKER,
+                "stage": stage,
                 "status": "DONE",
                 "reason": None,
                 "attempts": 1,
@@ -152,6 +154,7 @@ def closing_report(
                 "outputs": sources,
                 "models": [],
             }
+            for stage in stages
         ],
     }
     return core.encode(Outgoing("EventProcessed", record, media_id), trace)
@@ -233,13 +236,14 @@ def execute(
             routed = _retrace(routed, run_trace_id(reprocess_id, media_id))
             handled = core.handle(routed, run_id=reprocess_id)
             check_versions(handled, selection.model_versions)
-            # The report first, acknowledged, then the results it names.
-            if handled.report is not None:
-                _publish(publisher, [handled.report])
-                publisher.flush()
-            _publish(publisher, handled.outputs)
-            report.published += sum(len(run.outputs) for run in handled.runs)
-            report.dead_lettered += sum(1 for run in handled.runs if run.failure is not None)
+            for stage in handled:
+                # Each stage's report first, acknowledged, then the results it names.
+                if stage.report is not None:
+                    _publish(publisher, [stage.report])
+                    publisher.flush()
+                _publish(publisher, stage.outputs)
+                report.published += sum(len(run.outputs) for run in stage.runs)
+                report.dead_lettered += sum(1 for run in stage.runs if run.failure is not None)
             covered.setdefault(media_id, []).append(
                 {
                     "event_id": routed.event_id,
@@ -250,8 +254,10 @@ def execute(
             if progress is not None:
                 progress(report)
         publisher.flush()
+        stages = [binding.name for binding in core.kind.stages]
         for media_id, sources in covered.items():
-            _publish(publisher, [closing_report(core, request, control, media_id, sources)])
+            closing = closing_report(core, request, control, media_id, sources, stages)
+            _publish(publisher, [closing])
         publisher.flush()
     finally:
         consumer.close()

@@ -18,8 +18,9 @@ back, the stream is rebased onto the tracker's count, so tracks go on instead of
 
 from __future__ import annotations
 
-import json
 from typing import Any
+
+import orjson
 
 from processors.detection.detections import Detections
 from processors.stage import Outgoing, PermanentStageError, StageContext, derived_envelope
@@ -80,7 +81,7 @@ def _load(ctx: StageContext, media_id: str) -> dict[str, Any]:
     raw = ctx.state.get(media_id)
     if not raw:
         return {"version": STATE_VERSION, "models": {}}
-    state: dict[str, Any] = json.loads(raw)
+    state: dict[str, Any] = orjson.loads(raw)
     if state.get("version") != STATE_VERSION:
         return {"version": STATE_VERSION, "models": {}}
     return state
@@ -129,7 +130,7 @@ def update_tracks(event: dict[str, Any], ctx: StageContext) -> list[Outgoing]:
         while len(recent) > RECENT_FRAMES:
             recent.pop(next(iter(recent)))
         stream["tracker"] = tracker.to_state()
-        ctx.state.put(media_id, json.dumps(state, separators=(",", ":")).encode())
+        ctx.state.put(media_id, orjson.dumps(state, option=orjson.OPT_SERIALIZE_NUMPY))
     enriched = _with_track_ids(event, ids)
     outputs = [Outgoing("ObjectsDetected", enriched, media_id)]
     if snapshots is None:

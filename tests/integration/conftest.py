@@ -9,11 +9,13 @@ from collections.abc import Iterator
 import psycopg
 import psycopg.sql
 import pytest
+from confluent_kafka import KafkaError, KafkaException
 from qdrant_client import QdrantClient
 
 from stack import manager
 from stack.initialise import InitReport, initialise
 from visionlog import stores
+from visionlog.kafka import admin_client
 from visionlog.registry import HttpSchemaRegistry
 from visionlog.settings import KafkaSettings, Settings
 
@@ -26,7 +28,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def settings() -> Settings:
-    return Settings()
+    # The session's topics are its own: what the tests publish never becomes a backlog for
+    # the platform's workers on the same stack (`visionlog run` after `make test`).
+    base = Settings()
+    prefix = f"{base.kafka.topic_prefix}test-session-{uuid.uuid4().hex[:8]}."
+    kafka = base.kafka.model_copy(update={"topic_prefix": prefix})
+    return base.model_copy(update={"kafka": kafka})
+
+
+def _remove_subjects(settings: Settings, prefix: str) -> None:
+    registry = HttpSchemaRegistry(settings.registry)
+    for subject in registry.subjects():
+        if subject.startswith(prefix):
+            registry.delete_subject(subject)
 
 
 @pytest.fixture(scope="session")
@@ -40,8 +54,18 @@ def stack(settings: Settings) -> Iterator[list[manager.ServiceStatus]]:
 
 
 @pytest.fixture(scope="session")
-def initialised(stack: list[manager.ServiceStatus], settings: Settings) -> InitReport:
-    return initialise(settings)
+def initialised(stack: list[manager.ServiceStatus], settings: Settings) -> Iterator[InitReport]:
+    yield initialise(settings)
+    prefix = settings.kafka.topic_prefix
+    admin = admin_client(settings.kafka)
+    topics = [name for name in admin.list_topics(timeout=30).topics if name.startswith(prefix)]
+    for future in admin.delete_topics(topics, operation_timeout=30).values() if topics else ():
+        try:
+            future.result()
+        except KafkaException as error:  # already being deleted: the goal is reached
+            if error.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
+                raise
+    _remove_subjects(settings, prefix)
 
 
 @pytest.fixture
@@ -49,10 +73,7 @@ def isolated_kafka(settings: Settings) -> Iterator[KafkaSettings]:
     """Kafka settings whose topics (and their schema subjects) are this test's own."""
     prefix = f"test-{uuid.uuid4().hex[:10]}."
     yield settings.kafka.model_copy(update={"topic_prefix": prefix})
-    registry = HttpSchemaRegistry(settings.registry)
-    for subject in registry.subjects():
-        if subject.startswith(prefix):
-            registry.delete_subject(subject)
+    _remove_subjects(settings, prefix)
 
 
 @pytest.fixture(scope="session")

@@ -476,7 +476,7 @@ def test_commands_match_the_services(services: dict[str, dict[str, Any]]) -> Non
     assert services["reprocess-worker"]["command"] == ["replay", "worker"]
 
 
-# The kernel's CPU weight of a nice value (sched_prio_to_weight, nice 0 to 10).
+# The kernel's CPU weight of a nice value (sched_prio_to_weight, nice 0 to 15).
 NICE_WEIGHT = {
     0: 1024,
     1: 820,
@@ -489,6 +489,11 @@ NICE_WEIGHT = {
     8: 172,
     9: 137,
     10: 110,
+    11: 87,
+    12: 70,
+    13: 56,
+    14: 45,
+    15: 36,
 }
 
 

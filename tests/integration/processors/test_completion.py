@@ -29,7 +29,7 @@ from visionlog.registry import HttpSchemaRegistry
 from visionlog.settings import Settings
 from visionlog.topics import CATALOGUE, apply_catalogue, full_topic_name
 
-WORKERS = ("document", "vision", "outputs", "completion")
+WORKERS = ("live", "document", "vision", "outputs", "completion")
 
 
 @pytest.fixture(scope="module")

@@ -4,10 +4,12 @@ store gone for half a minute. Nothing is lost, nothing is counted twice."""
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from confluent_kafka import Consumer
 from psycopg import sql
 
 from processors.modelstore import load
@@ -18,6 +20,7 @@ from stack import manager
 from tests.integration.processors.conftest import TopicsUnderTest
 from tests.integration.processors.workers import Workers, wait_for_events
 from visionlog.codec import DecodedEvent
+from visionlog.kafka import consumer_config
 from visionlog.settings import Settings
 from visionlog.stores import postgres_connect
 
@@ -51,17 +54,27 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_the_read_model_counts_once(
     topics_under_test: TopicsUnderTest, workers: Workers, pg_schema: Settings
 ) -> None:
     topics = topics_under_test
-    media_ids = set(_uploads(topics, 16))
-    first = workers.start("processors", "worker", "vision", PROCESSORS__SESSION_TIMEOUT_S="6")
-    deadline = time.monotonic() + 180
-    while len({e.record["media_id"] for e in _detected(topics, media_ids)}) < 3:
-        assert time.monotonic() < deadline, workers.logs()[-3000:]
-    # In the middle of the batch: results published, offsets not all committed.
-    workers.kill(first)
+    media_ids = set(_uploads(topics, 80))
+    watcher = Consumer(consumer_config(topics.settings.kafka, f"watch-{uuid.uuid4().hex[:8]}"))
+    watcher.subscribe([topics.topic("ObjectsDetected")])
+    try:
+        watcher.poll(1.0)  # joined, positioned at the start
+        # Uploaded images are detected by the live worker (someone waits for them).
+        first = workers.start("processors", "worker", "live", PROCESSORS__SESSION_TIMEOUT_S="6")
+        seen = 0
+        deadline = time.monotonic() + 180
+        while seen < 3:
+            assert time.monotonic() < deadline, workers.logs()[-3000:]
+            message = watcher.poll(0.05)
+            seen += message is not None and message.error() is None
+        # In the middle of the batch: results published, offsets not all committed.
+        workers.kill(first)
+    finally:
+        watcher.close()
     done_before = {e.record["media_id"] for e in _detected(topics, media_ids)}
     assert done_before < media_ids
 
-    workers.start("processors", "worker", "vision", PROCESSORS__SESSION_TIMEOUT_S="6")
+    workers.start("processors", "worker", "live", PROCESSORS__SESSION_TIMEOUT_S="6")
     found = wait_for_events(
         topics,
         "ObjectsDetected",
@@ -102,7 +115,8 @@ def test_a_blob_store_outage_stalls_items_which_finish_when_it_returns(
     media_ids = set(_uploads(topics, 6))
     assert manager.down(settings, ["minio"]) == ["minio"]
     try:
-        workers.start("processors", "worker", "vision", PROCESSORS__OUTAGE_DEADLINE_S="180")
+        for kind in ("live", "vision"):
+            workers.start("processors", "worker", kind, PROCESSORS__OUTAGE_DEADLINE_S="180")
         time.sleep(30)
         # While the store is away nothing is given up: no dead letter, no lost result.
         assert topics.read("ProcessingFailed", 1, timeout=1.0) == []

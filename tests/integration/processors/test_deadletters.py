@@ -297,7 +297,7 @@ def test_a_redriven_message_is_processed_again_by_the_worker_core(lab: DeadLette
 
     routed = core.route(message)
     assert isinstance(routed, Routed)
-    failed = core.handle(routed)
+    (failed,) = core.handle(routed)
     (run,) = failed.runs
     assert run.status is StageStatus.FAILED
     dead = [item for item in failed.outputs if item.topic == lab.topic("deadletter")]
@@ -320,7 +320,7 @@ def test_a_redriven_message_is_processed_again_by_the_worker_core(lab: DeadLette
     (copy,) = copies
     again = core.route(copy)
     assert isinstance(again, Routed), again
-    (done,) = core.handle(again).runs
+    ((done,),) = (handled.runs for handled in core.handle(again))
     assert done.status is StageStatus.DONE
     (output,) = done.outputs
     first_run = stage(routed.record, context)[0]

@@ -83,9 +83,11 @@ def _upload(topics: TopicsUnderTest, **labels: str) -> InboundMessage:
 
 
 def _handle(core: WorkerCore, message: InboundMessage) -> Handled:
+    """The core's handling of a message for a worker of one stage."""
     routed = core.route(message)
     assert isinstance(routed, Routed), routed
-    return core.handle(routed)
+    (handled,) = core.handle(routed)
+    return handled
 
 
 def _publish(topics: TopicsUnderTest, handled: Handled) -> None:
@@ -259,5 +261,6 @@ def test_a_redriven_message_reruns_only_the_stage_that_failed(
     routed = core.route(redriven)
     assert isinstance(routed, Routed)
     assert [b.name for b in routed.bindings] == ["second"]
-    core.handle(routed)
+    [handled] = core.handle(routed)
     assert ran == ["second"]
+    assert handled.report is not None

@@ -61,6 +61,7 @@ def test_upload_results_are_queryable_in_postgres_mongo_and_qdrant(
     PostgresProjection(settings).close()
     workers = Workers(topics, tmp_path)
     try:
+        workers.start("processors", "worker", "live")
         workers.start("processors", "worker", "vision")
         workers.start("processors", "worker", "document")
         workers.start(
@@ -151,4 +152,4 @@ def test_upload_results_are_queryable_in_postgres_mongo_and_qdrant(
         assert neighbours[0].id == point.id
     finally:
         codes = workers.stop()
-    assert codes == [0, 0, 0], workers.logs()[-4000:]
+    assert codes == [0, 0, 0, 0], workers.logs()[-4000:]

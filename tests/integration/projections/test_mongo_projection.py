@@ -263,7 +263,8 @@ def test_rebuild_into_the_next_generation_and_promote(
     events = as_log(media_log(new_media_id()) + media_log(new_media_id()))
     live = MongoProjection(mongo_database, client=client)
     assert live.generation == "g1"
-    assert live.consumer_group == "visionlog-projection-mongo-g1"
+    group = f"{mongo_database.kafka.topic_prefix}visionlog-projection-mongo-g1"
+    assert live.consumer_group == group
     live.apply(events, {})
     rebuild = _apply(mongo_database, client, "g2", events)
     assert rebuild.generation_changed() is False
@@ -276,7 +277,8 @@ def test_rebuild_into_the_next_generation_and_promote(
     assert promote_mongo(mongo_database, "g2", client) is None
     assert read_live_generation(mongo_database, client) == "g2"
     assert live.generation_changed() is True
-    assert live.consumer_group == "visionlog-projection-mongo-g2"
+    group = f"{mongo_database.kafka.topic_prefix}visionlog-projection-mongo-g2"
+    assert live.consumer_group == group
     assert live.generation_changed() is False
 
     with pytest.raises(ValueError, match="is live"):

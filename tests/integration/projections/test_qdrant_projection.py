@@ -117,7 +117,8 @@ def test_first_vectors_create_collections_and_aliases_and_replays_change_nothing
     prefix = prefixed.projections.qdrant_collection_prefix
     projection = QdrantProjection(prefixed, qdrant)
     assert projection.generation == "g1"
-    assert projection.consumer_group == "visionlog-projection-qdrant-g1"
+    group = f"{prefixed.kafka.topic_prefix}visionlog-projection-qdrant-g1"
+    assert projection.consumer_group == group
     events = media_embeddings(new_media_id(), 0.1) + media_embeddings(new_media_id(), 0.2)
     projection.apply(events, {})
     assert _aliases(qdrant, prefix) == {
@@ -223,7 +224,8 @@ def test_rebuild_into_g2_and_promote_moves_every_alias(
     live = QdrantProjection(prefixed, qdrant)
     live.apply(events, {})
     rebuild = QdrantProjection(prefixed, qdrant, generation="g2")
-    assert rebuild.consumer_group == "visionlog-projection-qdrant-g2"
+    group = f"{prefixed.kafka.topic_prefix}visionlog-projection-qdrant-g2"
+    assert rebuild.consumer_group == group
     rebuild.apply(list(reversed(events)), {})
     # The rebuild writes beside the live collections and leaves the aliases alone.
     assert live_qdrant_generation(prefixed, qdrant) == "g1"
@@ -237,7 +239,8 @@ def test_rebuild_into_g2_and_promote_moves_every_alias(
         f"{prefix}_{t}": f"{prefix}_{t}_g2" for t in ("images", "objects", "texts")
     }
     assert live.generation_changed() is True
-    assert live.consumer_group == "visionlog-projection-qdrant-g2"
+    group = f"{prefixed.kafka.topic_prefix}visionlog-projection-qdrant-g2"
+    assert live.consumer_group == group
     assert QdrantProjection(prefixed, qdrant).generation == "g2"
     assert _count(qdrant, f"{prefix}_objects") == 4
 

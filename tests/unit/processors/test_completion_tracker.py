@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from processors.bindings import reporting_kinds
+from processors.bindings import reporting_stages
 from processors.completion.tracker import (
     CompletionTracker,
     MediaState,
@@ -267,10 +267,14 @@ def test_a_reprocess_run_completes_on_its_own_without_touching_the_items_status(
 
 
 @pytest.mark.parametrize("kind", ["MediaUploaded", "PageRendered", "FrameCaptured"])
-def test_the_real_bindings_expect_reports_from_the_batch_workers(kind: str) -> None:
-    kinds = reporting_kinds(kind)
-    assert "live" not in kinds
-    assert kinds
+def test_the_real_bindings_expect_one_report_per_batch_stage(kind: str) -> None:
+    stages = reporting_stages(kind)
+    assert stages
+    assert len(set(stages)) == len(stages)
+    # The live worker detects uploaded images (someone waits for them); its camera frames
+    # never complete, and recorded video frames are the vision worker's.
+    live = {stage for stage in stages if stage.startswith("live/")}
+    assert live == ({"live/detection"} if kind == "MediaUploaded" else set())
 
 
 def test_state_survives_a_round_trip_through_json() -> None:
