@@ -84,8 +84,10 @@ class OpenVinoRuntime:
         threads: int,
         precision: Precision = "f32",
         cache_dir: Path | None = None,
+        shape_cache: int = 0,
     ) -> None:
         self.core = core
+        self.shape_cache = max(0, shape_cache)
         self.threads = max(1, threads)
         self.precision: Precision = precision
         self.cache_dir = cache_dir
@@ -100,6 +102,7 @@ class OpenVinoRuntime:
             threads=tuning.inference_threads,
             precision=tuning.inference_precision,
             cache_dir=settings.cache_dir / CACHE_SUBDIR if tuning.compiled_model_cache else None,
+            shape_cache=tuning.inference_shape_cache,
         )
 
     def read_model(self, path: Path | str) -> ov.Model:
@@ -114,6 +117,7 @@ class OpenVinoRuntime:
             # coordinate, so on a larger host each would pin to the same first cores.
             # Unpinned, the OS spreads them. Measured on 2 cores: no difference either way.
             "ENABLE_CPU_PINNING": False,
+            "CPU_RUNTIME_CACHE_CAPACITY": self.shape_cache,
         }
         if tuning.hint == "THROUGHPUT":
             streams = tuning.streams or self.threads

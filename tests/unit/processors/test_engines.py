@@ -87,6 +87,7 @@ def test_the_runtime_configures_every_compilation(tmp_path: Any) -> None:
     assert latency["INFERENCE_NUM_THREADS"] == settings.processors.inference_threads
     assert latency["PERFORMANCE_HINT"] == "LATENCY" and "NUM_STREAMS" not in latency
     assert latency["ENABLE_CPU_PINNING"] is False
+    assert latency["CPU_RUNTIME_CACHE_CAPACITY"] == settings.processors.inference_shape_cache
     throughput = runtime.compile_config(EngineTuning(hint="THROUGHPUT"))
     assert throughput["NUM_STREAMS"] == settings.processors.inference_threads
     # Models from the provisioned cache, compiled models into the test's own directory.
