@@ -19,6 +19,7 @@ from rich.table import Table
 
 from processors import modelstore
 from processors.bindings import ALL_KINDS, COMPLETION_KIND, WORKER_KINDS
+from processors.watchdog import StallWatchdog
 from visionlog.health import Heartbeat, Readiness, serving_health
 from visionlog.settings import get_settings
 
@@ -54,6 +55,10 @@ def worker(kind: KindArgument, loglevel: str = "warn") -> None:
         )
         raise typer.Exit(2)
     heartbeat, readiness = Heartbeat(), Readiness(f"the {kind} worker is starting")
+    watchdog = StallWatchdog(
+        settings.processors.startup_timeout_s, settings.processors.stall_timeout_s
+    )
+    watchdog.arm_for_startup()
     # Up before the app is built: loading models takes a while, and liveness holds
     # (a fresh heartbeat) while readiness says why it is not ready yet.
     with serving_health(settings.health, heartbeat, readiness):
@@ -74,12 +79,18 @@ def worker(kind: KindArgument, loglevel: str = "warn") -> None:
             built = build_worker(kind, settings, tracer=tracer)
             watch_event_loop(built, heartbeat, readiness, settings)
             app = built.app
+
+        async def watched() -> None:
+            watchdog.beat()
+
+        app.timer(interval=5.0)(watched)
         try:
             # Our logging stays: faust would otherwise replace the handlers with its own.
             Worker(
                 app, loglevel=loglevel, quiet=True, override_logging=False
             ).execute_from_commandline()
         finally:
+            watchdog.disarm()
             tracer.shutdown()
 
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import faulthandler
 import logging
 import os
 import signal
@@ -35,10 +36,9 @@ import ssl
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Coroutine
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import faust
 
@@ -66,12 +66,16 @@ from visionlog.settings import KafkaSettings, Settings
 from visionlog.stream.admission import LatestWins, stale_reason
 from visionlog.stream.headers import TRACEPARENT
 from visionlog.stream.messages import InboundMessage, normalise_headers
+from visionlog.stream.priority_pool import BATCH_PRIORITY, LIVE_PRIORITY, PriorityThreadPool
 from visionlog.topics import full_topic_name, topic_for_event
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # How often the event loop beats; far below the liveness limit (health.stale_after_s).
 HEARTBEAT_INTERVAL_S = 5.0
+# The exit status of a worker that gave up on a stuck stage (sysexits EX_SOFTWARE).
+STUCK_EXIT_CODE = 70
 LIVE, BATCH = 0, 1
 
 
@@ -216,9 +220,8 @@ class Scheduler:
         self.on_fatal = on_fatal
         self.settings = core.settings
         self.slots = PrioritySlots(max_in_flight)
-        self.executor = ThreadPoolExecutor(
-            max_workers=stage_threads, thread_name_prefix=f"{core.worker}-stage"
-        )
+        # Live frames' stage work goes ahead of queued batch work on the stage threads.
+        self.executor = PriorityThreadPool(stage_threads, thread_name_prefix=f"{core.worker}-stage")
         self.latest: LatestWins[_Pending] = LatestWins()
         # Per media item (or camera) and stage: the turn of its latest message.
         self.tails: dict[tuple[str, str], asyncio.Future[None]] = {}
@@ -261,6 +264,11 @@ class Scheduler:
 
     def _admit_live(self, pending: _Pending) -> None:
         routed = pending.routed
+        if len(self.core.settled_runs(routed)) == len(routed.bindings):
+            # None of this worker's stages is in the camera's profile: nothing to analyse,
+            # the frame is only reported on, without waiting for a place.
+            self._detach(self._process(pending, self._gates(routed), holds_slot=False, skip=None))
+            return
         counters = self._camera(routed)
         counters.received += 1
         offer = self.latest.offer(routed.media_id, pending)
@@ -407,7 +415,7 @@ class Scheduler:
                         self.slots.release()
                 handled = await asyncio.gather(*publishing)
                 await pending.stream.ack(pending.event)
-                self._account(routed, handled)
+                self._account(routed, handled, analysed=bool(running))
         except asyncio.CancelledError:
             raise
         except BaseException as error:
@@ -434,13 +442,8 @@ class Scheduler:
                 await asyncio.gather(*previous, return_exceptions=True)
             # Stateful steps and encoding run on a stage thread too: the event loop is kept
             # for the brokers (it is the process's one Python thread that must never wait).
-            handled: Handled = await asyncio.get_running_loop().run_in_executor(
-                self.executor,
-                contextvars.copy_context().run,
-                self._settle,
-                routed,
-                runs,
-                started_ms,
+            handled: Handled = await self._on_stage_thread(
+                routed, self._settle, routed, runs, started_ms
             )
             await self._publish(handled, ordered=not routed.live)
             return handled
@@ -470,15 +473,15 @@ class Scheduler:
         if captured is not None:
             remaining_s = (captured + self._bound_ms(routed) - time.time() * 1000.0) / 1000.0
             deadline = time.monotonic() + max(0.0, remaining_s)
-        run: StageRun = await asyncio.get_running_loop().run_in_executor(
-            self.executor,
-            contextvars.copy_context().run,
-            self.core.run_stage,
-            binding,
-            routed,
-            deadline,
+        run: StageRun = await self._on_stage_thread(
+            routed, self.core.run_stage, binding, routed, deadline
         )
         return run
+
+    async def _on_stage_thread(self, routed: Routed, work: Callable[..., T], *args: Any) -> T:
+        priority = LIVE_PRIORITY if routed.deadline_bound else BATCH_PRIORITY
+        job = self.executor.submit_at(priority, contextvars.copy_context().run, work, *args)
+        return await asyncio.wrap_future(job)
 
     async def _publish(self, handled: Handled, *, ordered: bool) -> None:
         outputs = list(handled.outputs)
@@ -502,7 +505,7 @@ class Scheduler:
         if failures:
             raise PublishError(f"{len(failures)} event(s) not acknowledged: {failures[0]!r}")
 
-    def _account(self, routed: Routed, handled: list[Handled]) -> None:
+    def _account(self, routed: Routed, handled: list[Handled], *, analysed: bool) -> None:
         self.handled += 1
         statuses = {run.status for each in handled for run in each.runs}
         for status in statuses:
@@ -520,10 +523,16 @@ class Scheduler:
             "not_applicable",
         )
         self.metrics.item(routed.event_type, outcome)  # type: ignore[arg-type]
-        if routed.deadline_bound:
+        if routed.deadline_bound and routed.media_id in self.cameras:
             counters = self._camera(routed)
             captured = routed.captured_ms()
-            if StageStatus.DONE in statuses and captured is not None:
+            if not analysed:
+                return  # skipped before its stages ran, and counted there
+            if StageStatus.SKIPPED in statuses:
+                # Its deadline passed while a stage retried.
+                counters.stale += 1
+            elif captured is not None:
+                # A stage ran on the frame to its end, whether it found anything or not.
                 counters.analysed += 1
                 counters.latencies_ms.append(time.time() * 1000.0 - captured)
                 self.metrics.frame_analysed(counters.camera_id, int(captured))
@@ -728,6 +737,18 @@ def watch_event_loop(
 
     async def event_loop_heartbeat() -> None:
         heartbeat.beat()
+        stuck_s = worker.scheduler.executor.longest_running_s()
+        if limits.stage_timeout_s and stuck_s > limits.stage_timeout_s:
+            log.critical(
+                "%s worker: a stage has run for %.0f s (limit %.0f s); writing every thread's "
+                "stack and exiting, its inputs are read again after the restart",
+                worker.kind.name,
+                stuck_s,
+                limits.stage_timeout_s,
+            )
+            faulthandler.dump_traceback(all_threads=True)
+            # Not a graceful stop: that would wait for the stuck thread.
+            os._exit(STUCK_EXIT_CODE)
         reason = recycle_reason(worker.scheduler.handled, limits)
         if reason and not worker.scheduler.draining:
             log.warning("recycling the %s worker: %s", worker.kind.name, reason)

@@ -234,6 +234,11 @@ def run_command(
         f"{state} after {report.seconds:.0f}s; services keep running. "
         "Stop everything with: visionlog stop"
     )
+    if not report.complete:
+        from stack.diagnosis import diagnose
+
+        for line in diagnose(settings):
+            console.print(line, markup=False, highlight=False)
     if require_complete and (not report.complete or report.failed()):
         missing = [m.filename for m in report.media if not m.finished()]
         failed = [m.filename for m in report.failed()]

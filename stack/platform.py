@@ -18,6 +18,9 @@ from visionlog.settings import Settings
 class PlatformProcess:
     name: str
     argv: tuple[str, ...]
+    # CPU priority on a shared host: the read side yields to live camera analysis (the
+    # processors supervisor sets each worker kind's own).
+    nice: int = 0
 
     def pid_file(self, settings: Settings) -> Path:
         return settings.state_dir / "run" / f"{self.name}.pid"
@@ -32,8 +35,8 @@ class PlatformProcess:
 
 PROCESSES: tuple[PlatformProcess, ...] = (
     PlatformProcess("processors", ("processors", "run")),
-    PlatformProcess("projections", ("projections", "run")),
-    PlatformProcess("reprocess-worker", ("replay", "worker")),
+    PlatformProcess("projections", ("projections", "run"), nice=5),
+    PlatformProcess("reprocess-worker", ("replay", "worker"), nice=15),
     PlatformProcess("api", ("api", "serve")),
 )
 
@@ -63,6 +66,7 @@ def start_platform(settings: Settings) -> list[ProcessStatus]:
                 [sys.executable, "-m", "stack.cli", *process.argv],
                 pid_file=process.pid_file(settings),
                 log_file=process.log_file(settings),
+                nice=process.nice,
             )
             started = True
         rows.append(ProcessStatus(process.name, pid, True, started, process.log_file(settings)))

@@ -23,8 +23,10 @@ def spawn(
     log_file: Path,
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
+    nice: int = 0,
 ) -> int:
-    """Start a detached server (own session, so it outlives the CLI) logging to a file."""
+    """Start a detached server (own session, so it outlives the CLI) logging to a file, at
+    CPU priority `nice` (0: the default)."""
     log_file.parent.mkdir(parents=True, exist_ok=True)
     pid_file.parent.mkdir(parents=True, exist_ok=True)
     with log_file.open("ab") as log:
@@ -36,6 +38,7 @@ def spawn(
             env={**os.environ, **(env or {})},
             cwd=cwd,
             start_new_session=True,
+            preexec_fn=(lambda: os.nice(nice)) if nice else None,
         )
     pid_file.write_text(str(process.pid))
     return process.pid

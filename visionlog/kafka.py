@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from confluent_kafka import (
+    ConsumerGroupTopicPartitions,
     IsolationLevel,
     KafkaError,
     KafkaException,
@@ -219,3 +220,29 @@ def partition_bounds(
                 time.sleep(0.2)
             pending = retry
     return {key: (low, high) for key, (low, high) in result.items()}
+
+
+def consumer_lags(
+    admin: AdminClient, groups: Sequence[str], timeout: float = 15.0
+) -> dict[str, dict[str, int]]:
+    """Per consumer group and topic: how many committed messages the group has yet to read.
+
+    Partitions a group never committed count from their earliest offset (the workers read
+    from the beginning), so a group that is stuck before its first commit shows its lag."""
+    committed: dict[str, list[TopicPartition]] = {}
+    for group in groups:
+        futures = admin.list_consumer_group_offsets(
+            [ConsumerGroupTopicPartitions(group)], request_timeout=timeout
+        )
+        for future in futures.values():
+            committed[group] = list(future.result().topic_partitions or [])
+    wanted = sorted({(tp.topic, tp.partition) for tps in committed.values() for tp in tps})
+    bounds = partition_bounds(admin, wanted, timeout)
+    lags: dict[str, dict[str, int]] = {}
+    for group, tps in committed.items():
+        per_topic = lags.setdefault(group, {})
+        for tp in tps:
+            low, high = bounds[(tp.topic, tp.partition)]
+            position = tp.offset if tp.offset >= 0 else low
+            per_topic[tp.topic] = per_topic.get(tp.topic, 0) + max(0, high - position)
+    return lags

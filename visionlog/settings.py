@@ -209,6 +209,15 @@ class ProcessorSettings(BaseModel):
     # The document worker holds the OCR and text models and a few pages' bitmaps: about
     # 2-3 GB on a long document run, so at 3 GB it recycled every few minutes under load.
     recycle_above_rss_mb: int = 4096
+    # A worker whose engines are not ready after startup_timeout_s, or whose event loop
+    # stops for stall_timeout_s, writes every thread's stack to its log and exits; the
+    # supervisor starts a fresh one (a hung worker would otherwise hold its partitions).
+    startup_timeout_s: float = 300.0
+    stall_timeout_s: float = 180.0
+    # A stage job running longer than this is stuck (the longest real one, OCR of a giant
+    # page, takes about a minute): the worker writes the stacks to its log and exits, and
+    # its unacknowledged inputs are read again by the fresh one. 0 turns the check off.
+    stage_timeout_s: float = 300.0
     inference_threads: int = 2
     # The OpenVINO runtime (processors/openvino_runtime.py). f32, because OpenVINO picks
     # bf16 on CPUs that have it and scores and vectors would then depend on the host.

@@ -74,6 +74,8 @@ class Service(ABC):
     name: str
     # Text that must appear in the server's command line, to tell it from a recycled pid.
     process_marker: str = ""
+    # CPU priority: servers the live path waits on keep 0; read-side stores run lower.
+    nice: int = 0
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -125,7 +127,14 @@ class Service(ABC):
     def start(self) -> None:
         self.prepare()
         argv, env = self.command()
-        spawn(argv, pid_file=self.pid_file, log_file=self.log_file, env=env, cwd=self.state_dir)
+        spawn(
+            argv,
+            pid_file=self.pid_file,
+            log_file=self.log_file,
+            env=env,
+            cwd=self.state_dir,
+            nice=self.nice,
+        )
 
     def stop(self) -> bool:
         """Stop the server if running; True when it was running."""
