@@ -42,6 +42,8 @@ from visionlog.stream.retry import Attempted, RetryPolicy, call_with_retries
 from visionlog.topics import CatalogueError, topic_for_event
 
 log = logging.getLogger(__name__)
+# Why a stage did not run on an input: the input's processing profile does not ask for it.
+NOT_IN_PROFILE = "not in profile"
 
 
 class StageStatus(StrEnum):
@@ -286,7 +288,7 @@ class WorkerCore:
     ) -> StageRun:
         """Run one stage with the retry policy; `deadline` (monotonic) bounds live frames."""
         if not stage_wanted(binding.name, routed.record):
-            return StageRun(binding.name, StageStatus.NOT_APPLICABLE, reason="not in profile")
+            return StageRun(binding.name, StageStatus.NOT_APPLICABLE, reason=NOT_IN_PROFILE)
         stage = self.stages[binding.name]
 
         def retrying(attempt: int, error: BaseException, delay: float) -> None:
@@ -343,7 +345,7 @@ class WorkerCore:
                 b.name: StageRun(b.name, StageStatus.SKIPPED, reason=skip) for b in routed.bindings
             }
         return {
-            b.name: StageRun(b.name, StageStatus.NOT_APPLICABLE, reason="not in profile")
+            b.name: StageRun(b.name, StageStatus.NOT_APPLICABLE, reason=NOT_IN_PROFILE)
             for b in routed.bindings
             if not stage_wanted(b.name, routed.record)
         }
@@ -526,6 +528,11 @@ class WorkerCore:
             if run.failure is not None
         }
         outputs.extend(self.encode(o, trace) for o in dead.values())
+        if routed.deadline_bound and all(run.reason == NOT_IN_PROFILE for run in runs):
+            # A camera frame none of these stages is asked for: nobody waits for its
+            # completion, and a report per frame and worker would only load the brokers
+            # and the read side (a camera's health comes from its analysis reports).
+            return Handled(None, outputs, runs)
         report = self.report(
             routed,
             runs,

@@ -179,6 +179,13 @@ class PrioritySlots:
         self.used -= 1
 
 
+def _ungated(routed: Routed) -> dict[str, tuple[asyncio.Future[None] | None, asyncio.Future[None]]]:
+    """Turns for a live frame that publishes in no particular order: it waits for no earlier
+    message and no later one waits for it (a skipped frame, or one no stage applies to)."""
+    loop = asyncio.get_running_loop()
+    return {binding.name: (None, loop.create_future()) for binding in routed.bindings}
+
+
 @dataclass
 class _Pending:
     routed: Routed
@@ -267,7 +274,7 @@ class Scheduler:
         if len(self.core.settled_runs(routed)) == len(routed.bindings):
             # None of this worker's stages is in the camera's profile: nothing to analyse,
             # the frame is only reported on, without waiting for a place.
-            self._detach(self._process(pending, self._gates(routed), holds_slot=False, skip=None))
+            self._detach(self._process(pending, _ungated(routed), holds_slot=False, skip=None))
             return
         counters = self._camera(routed)
         counters.received += 1
@@ -281,10 +288,13 @@ class Scheduler:
                 f"superseded: frame {routed.record.get('frame_index')} arrived while "
                 f"frame {older} waited for the stage"
             )
+            # Its report waits for no other frame's: chained behind the camera's earlier
+            # reports (each awaiting the brokers) the chain grew faster than it shrank on a
+            # busy worker, and the lane's next frame waited at its end for minutes.
             superseded = offer.superseded
             self._detach(
                 self._process(
-                    superseded, self._gates(superseded.routed), holds_slot=False, skip=reason
+                    superseded, _ungated(superseded.routed), holds_slot=False, skip=reason
                 )
             )
         if offer.start:

@@ -4,6 +4,8 @@ each process, each consumer group's backlog, and the latest warnings of the logs
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from collections import deque
 from pathlib import Path
 
@@ -17,7 +19,7 @@ STUCK_MARKER = "writing every thread's stack"
 
 
 def diagnose(settings: Settings, *, log_lines: int = 12) -> list[str]:
-    lines = ["diagnosis:"]
+    lines = ["diagnosis:", f"  {_resources(settings)}"]
     for row in platform_status(settings):
         state = f"running, pid {row.pid}" if row.running else "NOT RUNNING"
         lines.append(f"  process {row.name}: {state}")
@@ -36,6 +38,21 @@ def diagnose(settings: Settings, *, log_lines: int = 12) -> list[str]:
     return lines
 
 
+def _resources(settings: Settings) -> str:
+    disk = shutil.disk_usage(settings.state_dir)
+    memory = "unknown"
+    meminfo = Path("/proc/meminfo")
+    if meminfo.exists():
+        for line in meminfo.read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                memory = f"{int(line.split()[1]) / 2**20:.1f} GiB"
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    return (
+        f"disk free under {settings.state_dir}: {disk.free / 2**30:.1f} of "
+        f"{disk.total / 2**30:.1f} GiB; memory available: {memory}; load: {load}"
+    )
+
+
 def _backlogs(settings: Settings) -> list[str]:
     prefix = f"{settings.kafka.topic_prefix}visionlog-"
     try:
@@ -51,9 +68,16 @@ def _backlogs(settings: Settings) -> list[str]:
     lines = []
     for group, topics in sorted(lags.items()):
         behind = {topic: lag for topic, lag in topics.items() if lag}
-        summary = ", ".join(f"{t} {n}" for t, n in sorted(behind.items())) or "current"
-        lines.append(f"group {group}: {summary}")
-    return lines or ["no consumer group of the platform has committed yet"]
+        summary = ", ".join(f"{t} {n}" for t, n in sorted(behind.items()))
+        if not topics:
+            summary = "joined, nothing committed yet"
+        lines.append(f"group {group}: {summary or 'current'}")
+    lines.extend(
+        f"group {group}: NOT JOINED (its worker is starting, or stuck before it consumes)"
+        for group in _worker_groups(settings)
+        if group not in lags
+    )
+    return lines
 
 
 def _tail(log: Path, scan_bytes: int) -> str:
@@ -77,6 +101,13 @@ def last_stall_dump(log: Path, *, max_lines: int = 40, scan_bytes: int = 4_000_0
     if timeout_at < 0:
         return []
     return text[timeout_at:].splitlines()[:max_lines]
+
+
+def _worker_groups(settings: Settings) -> list[str]:
+    from processors.bindings import ALL_KINDS
+    from processors.worker import group_id
+
+    return [group_id(kind, settings) for kind in ALL_KINDS]
 
 
 def notable_lines(log: Path, count: int, *, scan_bytes: int = 4_000_000) -> list[str]:

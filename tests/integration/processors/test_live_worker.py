@@ -34,9 +34,10 @@ def workers(topics_under_test: TopicsUnderTest, tmp_path: Path) -> Iterator[Work
 class Camera:
     """Publishes a live camera's frames: the bus photo, shifted a little per frame."""
 
-    def __init__(self, topics: TopicsUnderTest, blobs: BlobStore) -> None:
+    def __init__(self, topics: TopicsUnderTest, blobs: BlobStore, profile: str = "live") -> None:
         self.topics = topics
         self.blobs = blobs
+        self.profile = profile
         self.camera_id = f"cam-{uuid.uuid4().hex[:6]}"
         self.media_id = str(uuid.uuid4())
         photo = cv2.imread(str(load("sample-photos").path("bus.jpg")))
@@ -74,7 +75,7 @@ class Camera:
                 "image": dict(ref),
                 "source_fps": 15.0,
                 "sampling_fps": 5.0,
-                "profile": "live",
+                "profile": self.profile,
                 "max_age_ms": max_age_ms,
             },
         )
@@ -171,3 +172,30 @@ def test_track_ids_survive_a_worker_killed_in_the_middle_of_a_stream(
     assert buses_before, before[5]
     # The same bus keeps its id across the restart.
     assert buses_before & buses_after, (before[5], after[11])
+
+
+@pytest.mark.timeout(300)
+def test_heavy_camera_stages_run_and_report_only_for_cameras_that_ask_for_them(
+    topics_under_test: TopicsUnderTest, workers: Workers, ctx: Any
+) -> None:
+    plain = Camera(topics_under_test, ctx.blobs)
+    masked = Camera(topics_under_test, ctx.blobs, profile="live-anonymised")
+    workers.start("processors", "worker", "vision")
+    plain.frame(0, max_age_ms=120_000)
+    masked.frame(0, max_age_ms=120_000)
+
+    # A report for the stage that ran; none for those the profile leaves out (nobody waits
+    # for a camera frame's completion).
+    [report] = wait_for_events(topics_under_test, "EventProcessed", masked.mine, 1, 180, workers)
+    [outcome] = report.record["outcomes"]
+    assert outcome["stage"] == "anonymise"
+    assert outcome["status"] in ("DONE", "NOT_APPLICABLE")
+    # The masked camera's frame counts as analysed whether or not a face was found.
+    health = wait_for_events(topics_under_test, "CameraAnalysisReported", masked.mine, 1, 60)
+    assert health[-1].record["frames_analysed"] == 1
+    assert health[-1].record["worker"] == "vision"
+
+    # The plain camera asks for none of the vision worker's stages: no report, no health.
+    assert len(wait_for_events(topics_under_test, "EventProcessed", masked.mine, 2, 5)) == 1
+    assert wait_for_events(topics_under_test, "EventProcessed", plain.mine, 1, 5) == []
+    assert wait_for_events(topics_under_test, "CameraAnalysisReported", plain.mine, 1, 5) == []
