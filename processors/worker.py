@@ -489,7 +489,11 @@ class Scheduler:
         return run
 
     async def _on_stage_thread(self, routed: Routed, work: Callable[..., T], *args: Any) -> T:
-        priority = LIVE_PRIORITY if routed.deadline_bound else BATCH_PRIORITY
+        # Camera frames first; uploads someone waits for (the live worker's detection of
+        # images) share their priority, first come first served, or a busy camera set
+        # would starve them (30 s to detect an upload when frames always went first).
+        interactive = any(b.items is Items.INTERACTIVE for b in routed.bindings)
+        priority = LIVE_PRIORITY if routed.deadline_bound or interactive else BATCH_PRIORITY
         job = self.executor.submit_at(priority, contextvars.copy_context().run, work, *args)
         return await asyncio.wrap_future(job)
 
