@@ -179,6 +179,11 @@ class PrioritySlots:
         self.used -= 1
 
 
+def _interactive(routed: Routed) -> bool:
+    """An input someone waits for (the live worker's detection of an uploaded image)."""
+    return any(binding.items is Items.INTERACTIVE for binding in routed.bindings)
+
+
 def _ungated(routed: Routed) -> dict[str, tuple[asyncio.Future[None] | None, asyncio.Future[None]]]:
     """Turns for a live frame that publishes in no particular order: it waits for no earlier
     message and no later one waits for it (a skipped frame, or one no stage applies to)."""
@@ -266,7 +271,9 @@ class Scheduler:
             return
         # A backlog of batch work waits in Kafka: the agent blocks here while the window
         # is full, faust's buffer fills and the partition is paused.
-        await self.slots.acquire(BATCH)
+        # Uploads someone waits for take places in turn with the camera lanes; behind them
+        # they would wait as long as any camera has a frame waiting.
+        await self.slots.acquire(LIVE if _interactive(routed) else BATCH)
         self._spawn(pending, holds_slot=True)
 
     def _admit_live(self, pending: _Pending) -> None:
@@ -492,8 +499,8 @@ class Scheduler:
         # Camera frames first; uploads someone waits for (the live worker's detection of
         # images) share their priority, first come first served, or a busy camera set
         # would starve them (30 s to detect an upload when frames always went first).
-        interactive = any(b.items is Items.INTERACTIVE for b in routed.bindings)
-        priority = LIVE_PRIORITY if routed.deadline_bound or interactive else BATCH_PRIORITY
+        live = routed.deadline_bound or _interactive(routed)
+        priority = LIVE_PRIORITY if live else BATCH_PRIORITY
         job = self.executor.submit_at(priority, contextvars.copy_context().run, work, *args)
         return await asyncio.wrap_future(job)
 
