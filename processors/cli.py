@@ -19,7 +19,7 @@ from rich.table import Table
 
 from processors import modelstore
 from processors.bindings import ALL_KINDS, COMPLETION_KIND, WORKER_KINDS
-from processors.watchdog import StallWatchdog
+from processors.watchdog import WATCHDOG_BEAT_S, StallWatchdog
 from visionlog.health import Heartbeat, Readiness, serving_health
 from visionlog.settings import get_settings
 
@@ -83,7 +83,7 @@ def worker(kind: KindArgument, loglevel: str = "warn") -> None:
         async def watched() -> None:
             watchdog.beat()
 
-        app.timer(interval=5.0)(watched)
+        app.timer(interval=WATCHDOG_BEAT_S)(watched)
         try:
             # Our logging stays: faust would otherwise replace the handlers with its own.
             Worker(

@@ -8,7 +8,13 @@ log, and exits; `visionlog processors run` then starts a fresh worker."""
 from __future__ import annotations
 
 import faulthandler
+import os
 import sys
+
+# How often a running worker's event loop re-arms the watchdog.
+WATCHDOG_BEAT_S = 5.0
+# The exit status of a worker that gave up on a stuck stage (sysexits EX_SOFTWARE).
+STUCK_EXIT_CODE = 70
 
 
 class StallWatchdog:
@@ -32,3 +38,10 @@ class StallWatchdog:
         if timeout_s > 0:
             # Re-arming replaces the previous deadline.
             faulthandler.dump_traceback_later(timeout_s, repeat=False, file=sys.stderr, exit=True)
+
+
+def exit_with_stacks() -> None:
+    """Write every thread's stack to the log and exit at once: a graceful stop would wait
+    for the stuck thread."""
+    faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+    os._exit(STUCK_EXIT_CODE)

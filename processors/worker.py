@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import faulthandler
 import logging
 import os
 import signal
@@ -55,6 +54,7 @@ from processors.runner import (
     WorkerCore,
 )
 from processors.stage import PROCESSORS_VERSION, Outgoing, StageContext
+from processors.watchdog import exit_with_stacks
 from visionlog.blobstore import BlobStore
 from visionlog.codec import AvroCodec
 from visionlog.envelope import envelope_caused_by
@@ -74,9 +74,6 @@ T = TypeVar("T")
 
 # How often the event loop beats; far below the liveness limit (health.stale_after_s).
 HEARTBEAT_INTERVAL_S = 5.0
-# The exit status of a worker that gave up on a stuck stage (sysexits EX_SOFTWARE).
-STUCK_EXIT_CODE = 70
-LIVE, BATCH = 0, 1
 
 
 class PublishError(RuntimeError):
@@ -151,7 +148,10 @@ class PrioritySlots:
     def __init__(self, size: int) -> None:
         self.size = size
         self.used = 0
-        self._waiting: dict[int, list[asyncio.Future[None]]] = {LIVE: [], BATCH: []}
+        self._waiting: dict[int, list[asyncio.Future[None]]] = {
+            LIVE_PRIORITY: [],
+            BATCH_PRIORITY: [],
+        }
 
     async def acquire(self, priority: int) -> None:
         if self.used < self.size and not any(self._waiting.values()):
@@ -169,7 +169,7 @@ class PrioritySlots:
             raise
 
     def release(self) -> None:
-        for priority in (LIVE, BATCH):
+        for priority in (LIVE_PRIORITY, BATCH_PRIORITY):
             queue = self._waiting[priority]
             while queue:
                 future = queue.pop(0)
@@ -179,9 +179,12 @@ class PrioritySlots:
         self.used -= 1
 
 
-def _interactive(routed: Routed) -> bool:
-    """An input someone waits for (the live worker's detection of an uploaded image)."""
-    return any(binding.items is Items.INTERACTIVE for binding in routed.bindings)
+def _priority(routed: Routed) -> int:
+    """Camera frames, and uploads someone waits for (the live worker's detection of images),
+    share the first priority, first come first served: behind the frames, uploads waited as
+    long as any camera had a frame waiting (30 s to detect an image under 4 cameras)."""
+    interactive = any(binding.items is Items.INTERACTIVE for binding in routed.bindings)
+    return LIVE_PRIORITY if routed.deadline_bound or interactive else BATCH_PRIORITY
 
 
 def _ungated(routed: Routed) -> dict[str, tuple[asyncio.Future[None] | None, asyncio.Future[None]]]:
@@ -271,9 +274,7 @@ class Scheduler:
             return
         # A backlog of batch work waits in Kafka: the agent blocks here while the window
         # is full, faust's buffer fills and the partition is paused.
-        # Uploads someone waits for take places in turn with the camera lanes; behind them
-        # they would wait as long as any camera has a frame waiting.
-        await self.slots.acquire(LIVE if _interactive(routed) else BATCH)
+        await self.slots.acquire(_priority(routed))
         self._spawn(pending, holds_slot=True)
 
     def _admit_live(self, pending: _Pending) -> None:
@@ -315,7 +316,7 @@ class Scheduler:
     async def _run_lane(self, source: str) -> None:
         """A camera's lane: whenever a place is free, analyse the newest waiting frame."""
         while True:
-            await self.slots.acquire(LIVE)
+            await self.slots.acquire(LIVE_PRIORITY)
             pending = self.latest.take(source)
             if pending is None:
                 self.slots.release()
@@ -496,12 +497,9 @@ class Scheduler:
         return run
 
     async def _on_stage_thread(self, routed: Routed, work: Callable[..., T], *args: Any) -> T:
-        # Camera frames first; uploads someone waits for (the live worker's detection of
-        # images) share their priority, first come first served, or a busy camera set
-        # would starve them (30 s to detect an upload when frames always went first).
-        live = routed.deadline_bound or _interactive(routed)
-        priority = LIVE_PRIORITY if live else BATCH_PRIORITY
-        job = self.executor.submit_at(priority, contextvars.copy_context().run, work, *args)
+        job = self.executor.submit_at(
+            _priority(routed), contextvars.copy_context().run, work, *args
+        )
         return await asyncio.wrap_future(job)
 
     async def _publish(self, handled: Handled, *, ordered: bool) -> None:
@@ -767,9 +765,7 @@ def watch_event_loop(
                 stuck_s,
                 limits.stage_timeout_s,
             )
-            faulthandler.dump_traceback(all_threads=True)
-            # Not a graceful stop: that would wait for the stuck thread.
-            os._exit(STUCK_EXIT_CODE)
+            exit_with_stacks()
         reason = recycle_reason(worker.scheduler.handled, limits)
         if reason and not worker.scheduler.draining:
             log.warning("recycling the %s worker: %s", worker.kind.name, reason)

@@ -20,11 +20,12 @@ STUCK_MARKER = "writing every thread's stack"
 
 def diagnose(settings: Settings, *, log_lines: int = 12) -> list[str]:
     lines = ["diagnosis:", f"  {_resources(settings)}"]
-    for row in platform_status(settings):
+    processes = platform_status(settings)
+    for row in processes:
         state = f"running, pid {row.pid}" if row.running else "NOT RUNNING"
         lines.append(f"  process {row.name}: {state}")
     lines.extend(f"  {line}" for line in _backlogs(settings))
-    for row in platform_status(settings):
+    for row in processes:
         notable = notable_lines(row.log, log_lines)
         if notable:
             lines.append(f"  latest warnings in {row.log}:")

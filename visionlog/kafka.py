@@ -227,8 +227,8 @@ def consumer_lags(
 ) -> dict[str, dict[str, int]]:
     """Per consumer group and topic: how many committed messages the group has yet to read.
 
-    Partitions a group never committed count from their earliest offset (the workers read
-    from the beginning), so a group that is stuck before its first commit shows its lag."""
+    A partition listed without a committed offset counts from its earliest offset (the
+    workers read from the beginning). A group that committed nothing has no topics."""
     committed: dict[str, list[TopicPartition]] = {}
     for group in groups:
         futures = admin.list_consumer_group_offsets(

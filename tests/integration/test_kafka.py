@@ -20,6 +20,7 @@ from visionlog.kafka import (
     EventPublisher,
     admin_client,
     consumer_config,
+    consumer_lags,
     producer_config,
 )
 from visionlog.registry import HttpSchemaRegistry
@@ -242,3 +243,22 @@ def test_stack_topics_match_the_catalogue(initialised: InitReport, settings: Set
             resource = ConfigResource(ConfigResource.Type.TOPIC, name)
             config = admin.describe_configs([resource])[resource].result(timeout=10)
             assert config["retention.ms"].value == "-1"
+
+
+def test_consumer_lag_counts_what_a_group_committed_against_the_log_end(
+    isolated_kafka: KafkaSettings, media_topic: str
+) -> None:
+    producer = Producer(producer_config(isolated_kafka))
+    for index in range(7):
+        producer.produce(media_topic, key=b"one-key", value=f"m{index}".encode())
+    assert producer.flush(30) == 0
+    reading, idle = f"test-{uuid.uuid4().hex[:8]}", f"test-{uuid.uuid4().hex[:8]}"
+    consumer = Consumer(consumer_config(isolated_kafka, reading, **{"session.timeout.ms": 6000}))
+    consumer.subscribe([media_topic])
+    messages = _consume(consumer, 3)
+    assert len(messages) == 3
+    consumer.commit(message=messages[-1], asynchronous=False)
+    consumer.close()
+
+    lags = consumer_lags(admin_client(isolated_kafka), [reading, idle])
+    assert lags == {reading: {media_topic: 4}, idle: {}}

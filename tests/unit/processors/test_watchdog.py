@@ -31,6 +31,21 @@ time.sleep(0.8)
 print("finished")
 """
 
+_GIVES_UP = """
+import threading
+from processors.watchdog import exit_with_stacks
+
+running = threading.Event()
+
+def stuck_stage_job():
+    running.set()
+    threading.Event().wait(30)
+
+threading.Thread(target=stuck_stage_job, daemon=True).start()
+running.wait(10)
+exit_with_stacks()
+"""
+
 
 def _run(code: str) -> tuple[subprocess.CompletedProcess[str], float]:
     started = time.monotonic()
@@ -52,3 +67,10 @@ def test_a_beating_worker_and_a_disarmed_one_live_on() -> None:
     child, _ = _run(_BEATS)
     assert child.returncode == 0, child.stderr
     assert child.stdout.strip() == "finished"
+
+
+def test_a_worker_giving_up_on_a_stuck_stage_exits_at_once_with_every_stack() -> None:
+    child, seconds = _run(_GIVES_UP)
+    assert child.returncode == 70
+    assert seconds < 20, "it must not wait for the stuck thread"
+    assert "stuck_stage_job" in child.stderr
