@@ -1,7 +1,9 @@
 """Sustained mixed load on the whole platform, with the issue's targets beside the figures.
 
-Runs the platform on the local stack (starting the stack and the platform's processes
-when they are not running, and stopping what it started at the end) under, for --minutes:
+Runs a stack and platform of its own (in an empty state directory beside the default one,
+removed at the end with whatever the load left queued; the platform's logs are kept with
+the run's files), or with --on-running-platform the platform of the default state
+directory, under, for --minutes:
 
 - K live cameras: MJPEG-over-HTTP streams this script serves itself at --source-fps (the
   sample photos of a bus and of people moving across a street), captured by a
@@ -43,10 +45,12 @@ from bench.load.mjpeg import MjpegCameras
 from bench.load.model import Observations, RunConfig, Timeline
 from bench.load.platform import (
     CameraSpec,
+    StackBusyError,
     admin_login,
     camera_fields_supported,
     camera_set_toml,
     ensure_platform,
+    isolated_platform,
     start_camera_producer,
     stop_camera_producer,
     stop_started,
@@ -94,7 +98,18 @@ def _parse() -> argparse.Namespace:
         help="how long to wait for each camera's first analysed frame before the load",
     )
     parser.add_argument(
-        "--keep-running", action="store_true", help="leave the platform running afterwards"
+        "--on-running-platform",
+        action="store_true",
+        help=(
+            "load the platform of the default state directory (started when it is not "
+            "running) instead of a stack of the benchmark's own; what stays queued at the "
+            "end is then that platform's backlog"
+        ),
+    )
+    parser.add_argument(
+        "--keep-running",
+        action="store_true",
+        help="with --on-running-platform: leave what the run started running afterwards",
     )
     parser.add_argument("--json", type=Path, default=None, help="write the results here too")
     args = parser.parse_args()
@@ -125,16 +140,34 @@ def main() -> int:
     args = _parse()
     settings = get_settings()
     width, height = (int(part) for part in args.frame_size.lower().split("x"))
-    started = ensure_platform(settings, _say)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    run_dir = settings.state_dir / "bench" / f"sustained-load-{stamp}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if args.on_running_platform:
+        started = ensure_platform(settings, _say)
+        try:
+            return _run(args, settings, run_dir, stamp, (width, height))
+        finally:
+            if started and not args.keep_running:
+                _say(f"stopping what this run started: {', '.join(r.name for r in started)}")
+                stop_started(settings, started)
     try:
-        return _run(args, settings, width, height)
-    finally:
-        if started and not args.keep_running:
-            _say(f"stopping what this run started: {', '.join(r.name for r in started)}")
-            stop_started(settings, started)
+        with isolated_platform(settings, run_dir, _say) as own:
+            ensure_platform(own, _say)
+            return _run(args, own, run_dir, stamp, (width, height))
+    except StackBusyError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
 
 
-def _run(args: argparse.Namespace, settings: Settings, width: int, height: int) -> int:
+def _run(
+    args: argparse.Namespace,
+    settings: Settings,
+    run_dir: Path,
+    stamp: str,
+    frame_size: tuple[int, int],
+) -> int:
+    width, height = frame_size
     photos = [
         modelstore.load("sample-photos", settings).path(name) for name in ("bus.jpg", "zidane.jpg")
     ]
@@ -145,7 +178,6 @@ def _run(args: argparse.Namespace, settings: Settings, width: int, height: int) 
         f"documents of {args.document_pages} pages"
     )
     frames = camera_loop(photos, width, height, round(LOOP_S * args.source_fps))
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     documents = [
         document_pdf(int(stamp[-6:]) * 100 + n, args.document_pages) for n in range(document_count)
     ]
@@ -161,8 +193,6 @@ def _run(args: argparse.Namespace, settings: Settings, width: int, height: int) 
     )
     server = MjpegCameras(frames, max(1, args.cameras), args.source_fps)
     server.start()
-    run_dir = settings.state_dir / "bench" / f"sustained-load-{stamp}"
-    run_dir.mkdir(parents=True, exist_ok=True)
     cameras = _cameras(args, server)
     supported = camera_fields_supported()
     notes = [

@@ -431,7 +431,15 @@ class Scheduler:
                 finally:
                     if holds_slot:
                         self.slots.release()
-                handled = await asyncio.gather(*publishing)
+                # Every turn is awaited to its end, so none fails unobserved after another
+                # turn's failure already stopped this message; the first failure is fatal.
+                outcomes = await asyncio.gather(*publishing, return_exceptions=True)
+                failures = [o for o in outcomes if isinstance(o, BaseException)]
+                for later in failures[1:]:
+                    log.error("another stage of the same message failed too", exc_info=later)
+                if failures:
+                    raise failures[0]
+                handled = [o for o in outcomes if not isinstance(o, BaseException)]
                 await pending.stream.ack(pending.event)
                 self._account(routed, handled, analysed=bool(running))
         except asyncio.CancelledError:

@@ -4,10 +4,12 @@ benchmark started, and nothing else."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,10 +26,11 @@ from stack.platform import (
     api_base_url,
     platform_status,
     start_platform,
+    stop_platform,
     wait_for_api,
 )
 from stack.process import terminate
-from visionlog.settings import Settings
+from visionlog.settings import Settings, get_settings
 
 Say = Callable[[str], None]
 
@@ -37,6 +40,50 @@ def _api_ready(settings: Settings) -> bool:
         return httpx.get(f"{api_base_url(settings)}/readyz", timeout=5).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+class StackBusyError(RuntimeError):
+    """The ports of the local stack are taken: an isolated run cannot start its own."""
+
+
+@contextmanager
+def isolated_platform(settings: Settings, keep_to: Path, say: Say) -> Iterator[Settings]:
+    """A stack and platform of the benchmark's own, in an empty state directory beside the
+    default one. What the load leaves queued when it ends (it is meant to overload) is
+    removed with that directory instead of becoming a backlog that the user's next uploads
+    wait behind. The platform's logs are copied to `keep_to` first."""
+    taken = [row.name for row in manager.status(settings) if row.managed and row.health.ok]
+    if taken:
+        raise StackBusyError(
+            f"the local stack is running ({', '.join(taken)}) on the ports the benchmark's own "
+            "stack needs: stop it with `visionlog stop`, or pass --on-running-platform to load "
+            "the running platform (what stays queued at the end is then its backlog)"
+        )
+    state_dir = settings.state_dir.with_name(f"{settings.state_dir.name}-bench")
+    if state_dir.exists():
+        shutil.rmtree(state_dir)
+    previous = os.environ.get("VISIONLOG_STATE_DIR")
+    # Every process the benchmark starts (stack, workers, camera producer) inherits it.
+    os.environ["VISIONLOG_STATE_DIR"] = str(state_dir)
+    get_settings.cache_clear()
+    isolated = get_settings()
+    say(f"the benchmark's own stack and platform run under {state_dir}")
+    try:
+        yield isolated
+    finally:
+        stopped = stop_platform(isolated)
+        say(f"stopped the benchmark's platform ({', '.join(stopped) or 'nothing was running'})")
+        manager.down(isolated)
+        logs = isolated.state_dir / "logs"
+        if logs.exists():
+            shutil.copytree(logs, keep_to / "logs", dirs_exist_ok=True)
+        shutil.rmtree(state_dir)
+        say(f"removed {state_dir} and what it held queued; its logs are in {keep_to / 'logs'}")
+        if previous is None:
+            del os.environ["VISIONLOG_STATE_DIR"]
+        else:
+            os.environ["VISIONLOG_STATE_DIR"] = previous
+        get_settings.cache_clear()
 
 
 def ensure_platform(settings: Settings, say: Say) -> list[ProcessStatus]:
