@@ -179,6 +179,16 @@ class PrioritySlots:
         self.used -= 1
 
 
+def _all_or_first_failure(outcomes: list[Handled | BaseException]) -> list[Handled]:
+    """The turns' results, or their first failure raised (later ones logged)."""
+    failures = [o for o in outcomes if isinstance(o, BaseException)]
+    for later in failures[1:]:
+        log.error("another stage of the same message failed too", exc_info=later)
+    if failures:
+        raise failures[0]
+    return [o for o in outcomes if not isinstance(o, BaseException)]
+
+
 def _priority(routed: Routed) -> int:
     """Camera frames, and uploads someone waits for (the live worker's detection of images),
     share the first priority, first come first served: behind the frames, uploads waited as
@@ -433,13 +443,9 @@ class Scheduler:
                         self.slots.release()
                 # Every turn is awaited to its end, so none fails unobserved after another
                 # turn's failure already stopped this message; the first failure is fatal.
-                outcomes = await asyncio.gather(*publishing, return_exceptions=True)
-                failures = [o for o in outcomes if isinstance(o, BaseException)]
-                for later in failures[1:]:
-                    log.error("another stage of the same message failed too", exc_info=later)
-                if failures:
-                    raise failures[0]
-                handled = [o for o in outcomes if not isinstance(o, BaseException)]
+                handled = _all_or_first_failure(
+                    await asyncio.gather(*publishing, return_exceptions=True)
+                )
                 await pending.stream.ack(pending.event)
                 self._account(routed, handled, analysed=bool(running))
         except asyncio.CancelledError:
