@@ -12,6 +12,10 @@ the lag metrics. Two position strategies:
 - otherwise the writes are idempotent upserts (MongoDB, Qdrant) and the runner commits the
   Kafka offsets after each applied batch: at-least-once delivery, exactly-once effect.
 
+The live loop writes each batch on a writer thread; when a write takes long, the polling
+thread pauses the partitions and keeps polling, so a slow store never costs the consumer
+its group membership (max.poll.interval).
+
 Failure policy: an event the projection cannot represent (`PoisonEventError`) or that does
 not decode is dead-lettered with the reason and the batch goes on without it. Any other
 error (a store that is down) is retried with backoff, and after `max_attempts` the runner
@@ -20,6 +24,7 @@ raises without committing, so the batch is read again after a restart.
 
 from __future__ import annotations
 
+import concurrent.futures
 import functools
 import logging
 import threading
@@ -137,6 +142,13 @@ def projection_topics(projection: Projection, settings: Settings) -> list[str]:
     return list(names)
 
 
+@dataclass(frozen=True)
+class _Written:
+    applied: list[ProjectedEvent]
+    skipped: int
+    moved: PositionMovedError | None
+
+
 @dataclass
 class RunStats:
     applied: int = 0
@@ -177,6 +189,13 @@ class ProjectionRunner:
         self._admin: AdminClient | None = None
         # The next offset per partition after the latest batch (or seek).
         self.positions_seen: dict[TopicPartitionKey, int] = {}
+        # Messages left per partition at the latest lag measurement (from the brokers).
+        self.last_lag: dict[TopicPartitionKey, int] | None = None
+        # The live loop writes on this thread while its own thread keeps polling.
+        self._writer = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix=f"projection-{projection.name}-write"
+        )
+        self._in_flight: concurrent.futures.Future[_Written] | None = None
 
     # ---------------------------------------------------------------- consumer plumbing
 
@@ -185,11 +204,19 @@ class ProjectionRunner:
             consumer_config(
                 self.settings.kafka,
                 self.projection.consumer_group,
-                **{"client.id": f"projection-{self.projection.name}"},
+                **{
+                    "client.id": f"projection-{self.projection.name}",
+                    "session.timeout.ms": self.settings.projections.session_timeout_ms,
+                    "max.poll.interval.ms": self.settings.projections.max_poll_interval_ms,
+                },
             )
         )
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        writing = self._in_flight
+        if writing is not None:
+            # A rebalance during a paused write: the store's positions are read after it.
+            concurrent.futures.wait([writing])
         if self.projection.offsets_in_sink:
             stored = self.projection.stored_offsets()
             for tp in partitions:
@@ -329,8 +356,9 @@ class ProjectionRunner:
                 continue
             raise error
 
-    def process(self, consumer: Consumer, messages: Sequence[Message]) -> int:
-        """Apply one batch of messages; returns how many events were applied."""
+    @staticmethod
+    def _accept(messages: Sequence[Message]) -> tuple[list[Message], dict[TopicPartitionKey, int]]:
+        """The batch's real messages and the next offset per partition after them."""
         real: list[Message] = []
         for message in messages:
             error = message.error()
@@ -338,22 +366,100 @@ class ProjectionRunner:
                 real.append(message)
             elif not error.retriable() and error.code() != KafkaError._PARTITION_EOF:
                 raise KafkaException(error)
-        if not real:
-            return 0
         next_offsets: dict[TopicPartitionKey, int] = {}
         for message in real:
             next_offsets[(message.topic() or "", message.partition() or 0)] = (
                 message.offset() or 0
             ) + 1
+        return real, next_offsets
+
+    def _write(self, real: list[Message], next_offsets: dict[TopicPartitionKey, int]) -> _Written:
+        """Decode and apply a batch (on the writer thread of the live loop); no consumer
+        calls here, the polling thread owns the consumer."""
         events, skipped = self._decode(real)
         try:
             applied = self._apply_with_retries(events, next_offsets)
         except PositionMovedError as moved:
+            return _Written([], skipped, moved)
+        return _Written(applied, skipped, None)
+
+    def process(self, consumer: Consumer, messages: Sequence[Message]) -> int:
+        """Apply one batch of messages; returns how many events were applied."""
+        real, next_offsets = self._accept(messages)
+        if not real:
+            return 0
+        return self._settle(consumer, real, next_offsets, self._write(real, next_offsets))
+
+    def process_polling(self, consumer: Consumer, messages: Sequence[Message]) -> int:
+        """`process`, with the write on the writer thread: when it takes longer than
+        `pause_after_s`, the partitions are paused and the consumer keeps polling (nothing
+        is fetched) so a slow or frozen store never costs the group membership."""
+        real, next_offsets = self._accept(messages)
+        if not real:
+            return 0
+        writing = self._writer.submit(self._write, real, next_offsets)
+        self._in_flight = writing
+        try:
+            try:
+                written = writing.result(timeout=self.settings.projections.pause_after_s)
+            except concurrent.futures.TimeoutError:
+                written = self._poll_paused(consumer, writing)
+        finally:
+            self._in_flight = None
+        return self._settle(consumer, real, next_offsets, written)
+
+    def _poll_paused(
+        self, consumer: Consumer, writing: concurrent.futures.Future[_Written]
+    ) -> _Written:
+        paused = consumer.assignment()
+        consumer.pause(paused)
+        began = time.monotonic()
+        log.info(
+            "projection %s: a write is taking long; %d partitions paused while it finishes",
+            self.projection.name,
+            len(paused),
+        )
+        # Paused partitions deliver nothing; should a message still arrive, the partition
+        # is sent back to it after the resume, so nothing is skipped.
+        rewind: dict[TopicPartitionKey, int] = {}
+        try:
+            while True:
+                try:
+                    return writing.result(timeout=0.5)
+                except concurrent.futures.TimeoutError:
+                    pass
+                message = consumer.poll(0)
+                if message is not None and message.error() is None:
+                    key = (message.topic() or "", message.partition() or 0)
+                    rewind[key] = min(rewind.get(key, message.offset() or 0), message.offset() or 0)
+                self._maybe_export_lag(consumer)
+        finally:
+            # A rebalance during the pause replaces the assignment (new ones are not paused).
+            consumer.resume(consumer.assignment())
+            for (topic, partition), offset in rewind.items():
+                consumer.seek(TopicPartition(topic, partition, offset))
+            log.info(
+                "projection %s: the write finished after %.1fs; partitions resumed",
+                self.projection.name,
+                time.monotonic() - began,
+            )
+
+    def _settle(
+        self,
+        consumer: Consumer,
+        real: list[Message],
+        next_offsets: dict[TopicPartitionKey, int],
+        written: _Written,
+    ) -> int:
+        """After the write: seek where the store says, or record and commit positions."""
+        if written.moved is not None:
+            moved = written.moved
             log.info("projection %s: %s; seeking", self.projection.name, moved)
             for (topic, partition), offset in moved.stored.items():
                 consumer.seek(TopicPartition(topic, partition, offset))
             self.positions_seen.update(moved.stored)
             return 0
+        applied, skipped = written.applied, written.skipped
         for message in real:
             self.checkpoint.started(
                 (message.topic() or "", message.partition() or 0), message.offset() or 0
@@ -401,7 +507,13 @@ class ProjectionRunner:
             position = self.positions_seen.get(key, tp.offset if tp.offset >= 0 else low)
             lags[key] = max(0, high - position)
             LAG.labels(self.projection.name, tp.topic, str(tp.partition)).set(lags[key])
+        self.last_lag = lags
         return lags
+
+    def lag_total(self) -> int | None:
+        """Messages left at the latest measurement, over every assigned partition."""
+        lags = self.last_lag
+        return None if lags is None else sum(lags.values())
 
     def _bounds(self, keys: list[TopicPartitionKey]) -> dict[TopicPartitionKey, tuple[int, int]]:
         if self._admin is None:
@@ -424,13 +536,23 @@ class ProjectionRunner:
         batch = self.settings.projections.batch_size
         timeout = self.settings.projections.poll_timeout_s
         check_every = self.settings.projections.generation_check_s
+        try:
+            self._run_subscribed(stop, batch, timeout, check_every)
+        finally:
+            # A write still stuck on a frozen store is left to finish on its own thread.
+            self._writer.shutdown(wait=False)
+        return self.stats
+
+    def _run_subscribed(
+        self, stop: threading.Event, batch: int, timeout: float, check_every: float
+    ) -> None:
         while not stop.is_set():
             consumer = self._new_consumer()
             consumer.subscribe(self.topics, on_assign=self._on_assign)
             last_check = time.monotonic()
             try:
                 while not stop.is_set():
-                    self.process(consumer, consumer.consume(batch, timeout))
+                    self.process_polling(consumer, consumer.consume(batch, timeout))
                     self._maybe_export_lag(consumer)
                     if time.monotonic() - last_check >= check_every:
                         last_check = time.monotonic()
@@ -441,7 +563,6 @@ class ProjectionRunner:
             finally:
                 consumer.close()
                 self.checkpoint = OffsetTracker(self.commit_policy)
-        return self.stats
 
     def catch_up(self, timeout_s: float = 600.0) -> RunStats:
         """Consume every partition up to the end offsets seen at the start, then stop.

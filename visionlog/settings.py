@@ -266,6 +266,21 @@ class ProjectionSettings(BaseModel):
     # With embedded Qdrant (no url), only one process may open the store: the API process
     # then hosts the Qdrant projection too.
     qdrant_in_api: bool | None = None
+    # A failed projection restarts on its own after first_s, doubling per failure in a row
+    # up to max_s; a run of reset_after_s without failure starts the backoff over.
+    restart_first_s: float = 1.0
+    restart_max_s: float = 60.0
+    restart_reset_after_s: float = 120.0
+    # Readiness (of the projections process and of the API) fails while a projection is
+    # more messages behind the log than this; the lag is in the answer.
+    ready_max_lag: int = 1000
+    # A store write that takes longer than this pauses the projection's partitions and
+    # keeps polling, so the consumer stays in its group (max.poll.interval) while it waits.
+    pause_after_s: float = 1.0
+    # The consumer's group timeouts (librdkafka's defaults); max_poll_interval_ms must be
+    # at least session_timeout_ms.
+    session_timeout_ms: int = 45_000
+    max_poll_interval_ms: int = 300_000
 
 
 class HealthSettings(BaseModel):
