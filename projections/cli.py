@@ -65,7 +65,11 @@ def run_projections(
     host = ProjectionHost(settings, names or default_projection_names(settings))
     heartbeat = Heartbeat()
     with serving_health(
-        settings.health, heartbeat, host.readiness_problem, alive=host.liveness_problem
+        settings.health,
+        heartbeat,
+        host.readiness_problem,
+        alive=host.liveness_problem,
+        details=lambda: {"lag": host.lags(), "restarts": host.restart_counts()},
     ):
         host.start()
         console.print(f"projections running: {', '.join(host.names)}")

@@ -231,6 +231,9 @@ class ProjectionHost:
         runners = dict(self.runners)
         return {name: (r.lag_total() if (r := runners.get(name)) else None) for name in self.names}
 
+    def restart_counts(self) -> dict[str, int]:
+        return {name: state.restarts for name, state in self.states.items()}
+
     def raise_failures(self) -> None:
         if self.failures:
             names = ", ".join(self.failures)

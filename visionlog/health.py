@@ -103,6 +103,8 @@ class Probes:
     ready: HealthCheck
     # Beyond the heartbeat: what else makes the process dead (a worker thread that died).
     alive: HealthCheck | None = None
+    # Figures readiness shows with its answer, ready or not (a projection's lag).
+    details: Callable[[], dict[str, Any]] | None = None
 
     def liveness(self) -> ProbeAnswer:
         age = self.heartbeat.age()
@@ -126,11 +128,21 @@ class Probes:
 
     def readiness(self) -> ProbeAnswer:
         reason = _run_check(self.ready, "readiness")
+        extra = self._details()
         if reason is not None:
             return ProbeAnswer(
-                HTTPStatus.SERVICE_UNAVAILABLE, {"status": "not_ready", "reason": reason}
+                HTTPStatus.SERVICE_UNAVAILABLE, {"status": "not_ready", "reason": reason, **extra}
             )
-        return ProbeAnswer(HTTPStatus.OK, {"status": "ready"})
+        return ProbeAnswer(HTTPStatus.OK, {"status": "ready", **extra})
+
+    def _details(self) -> dict[str, Any]:
+        if self.details is None:
+            return {}
+        try:
+            return self.details()
+        except Exception as exc:  # the figures are extra: their failure is shown, not fatal
+            log.warning("readiness details raised", exc_info=True)
+            return {"details_error": f"{type(exc).__name__}: {exc}"}
 
 
 class _HealthHTTPServer(ThreadingHTTPServer):
@@ -232,6 +244,7 @@ def start_health_server(
     *,
     alive: HealthCheck | None = None,
     registry: CollectorRegistry = REGISTRY,
+    details: Callable[[], dict[str, Any]] | None = None,
 ) -> HealthServer | None:
     """Serves the probes on `settings.host:settings.port`; None when the port is 0 (off).
 
@@ -239,7 +252,7 @@ def start_health_server(
     """
     if settings.port == 0:
         return None
-    probes = Probes(heartbeat, settings.stale_after_s, ready, alive)
+    probes = Probes(heartbeat, settings.stale_after_s, ready, alive, details)
     server = HealthServer(settings.host, settings.port, probes, registry)
     log.info("health endpoints on %s (/healthz, /readyz, /metrics)", server.url)
     return server
@@ -252,9 +265,10 @@ def serving_health(
     ready: HealthCheck,
     *,
     alive: HealthCheck | None = None,
+    details: Callable[[], dict[str, Any]] | None = None,
 ) -> Iterator[HealthServer | None]:
     """`start_health_server` for the length of a `with` block (None when the port is 0)."""
-    server = start_health_server(settings, heartbeat, ready, alive=alive)
+    server = start_health_server(settings, heartbeat, ready, alive=alive, details=details)
     try:
         yield server
     finally:

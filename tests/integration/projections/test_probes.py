@@ -105,8 +105,15 @@ def test_every_long_running_process_answers_its_probes(
             ),
         }  # fmt: skip
         for name, process in processes.items():
-            ready = wait_until_ready(ports[name], process, workers)
-            assert ready.json() == {"status": "ready"}
+            ready = wait_until_ready(ports[name], process, workers).json()
+            if name == "projections":
+                # Ready shows each projection's lag (at most the configured limit) and restarts.
+                assert ready["restarts"] == {"postgres": 0, "mongo": 0}
+                assert set(ready["lag"]) == {"postgres", "mongo"}
+                limit = settings.projections.ready_max_lag
+                assert all(lag is None or 0 <= lag <= limit for lag in ready["lag"].values())
+                ready = {"status": ready["status"]}
+            assert ready == {"status": "ready"}
         # Each process's own metrics next to the default process metrics.
         assert_live_with_metrics(ports["worker"], "process_resident_memory_bytes")
         assert_live_with_metrics(ports["projections"], "visionlog_projection_lag_messages")
