@@ -251,7 +251,7 @@ def run_command(
 
 @app.command("stop")
 def stop_command() -> None:
-    """Stop the platform's processes and the local stack."""
+    """Stop the platform's processes (their supervisor first) and the local stack."""
     from stack.platform import stop_platform
 
     settings = get_settings()
@@ -261,17 +261,79 @@ def stop_command() -> None:
     console.print("local stack stopped")
 
 
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes}m"
+    return f"{minutes}m {secs}s" if minutes else f"{secs}s"
+
+
+def _ago(at: float | None, now: float) -> str:
+    return "" if at is None else f" ({_duration(now - at)} ago)"
+
+
+def _platform_table(settings: Settings) -> Table:
+    from stack.platform import platform_status, supervisor_status
+
+    now = time.time()
+    boss = supervisor_status(settings)
+    if boss.running:
+        state = f"[green]{boss.state or 'running'}[/green], pid {boss.pid}"
+        state += f", up {_duration(None if boss.started_at is None else now - boss.started_at)}"
+    elif boss.state == "died":
+        state = "[red]died[/red]: nothing restarts a process that exits; `visionlog run` starts it"
+    else:
+        state = "[red]not running[/red]"
+    table = Table(title=f"platform processes (supervisor {state})")
+    for column in ("process", "state", "pid", "uptime", "restarts", "last exit", "log"):
+        table.add_column(column)
+    for row in platform_status(settings):
+        table.add_row(
+            row.name,
+            "[green]running[/green]" if row.running else "[red]stopped[/red]",
+            str(row.pid or "-"),
+            _duration(row.uptime_s(now)),
+            str(row.restarts),
+            (row.last_exit or "-") + _ago(row.last_exit_at, now),
+            str(row.log),
+        )
+    return table
+
+
+def _lag_table(settings: Settings) -> Table | str:
+    """Consumer lag per group of the platform; what cannot be read is said, not fatal."""
+    from stack.diagnosis import platform_group_lags
+
+    try:
+        lags = platform_group_lags(settings, timeout=5.0)
+    except Exception as error:  # status shows what it could not read
+        return f"consumer lag unreadable: {type(error).__name__}: {error}"
+    table = Table(title="consumer lag (messages not yet read)")
+    for column in ("consumer group", "lag", "by topic"):
+        table.add_column(column)
+    for group, topics in sorted(lags.items()):
+        behind = ", ".join(f"{t} {n}" for t, n in sorted(topics.items()) if n)
+        total = str(sum(topics.values())) if topics else "nothing committed yet"
+        table.add_row(group, total, behind or "-")
+    return table
+
+
 @app.command("status")
 def status_command() -> None:
-    """Health of the local stack and of the platform's processes."""
-    from stack.platform import platform_status
-
+    """Health of the local stack, and of the platform's processes and their supervisor:
+    pid, uptime, restarts, last exit, and each consumer group's lag."""
     settings = get_settings()
     rows = manager.status(settings)
     console.print(_status_table(rows, settings))
-    for row in platform_status(settings):
-        state = f"running (pid {row.pid})" if row.running else "[red]stopped[/red]"
-        console.print(f"{row.name:18} {state}  log {row.log}")
+    console.print(_platform_table(settings))
+    if any(row.name == "kafka" and row.health.ok for row in rows):
+        console.print(_lag_table(settings))
 
 
 if __name__ == "__main__":

@@ -54,16 +54,21 @@ def _resources(settings: Settings) -> str:
     )
 
 
-def _backlogs(settings: Settings) -> list[str]:
+def platform_group_lags(settings: Settings, timeout: float = 10.0) -> dict[str, dict[str, int]]:
+    """Per consumer group of the platform and topic: the messages it has yet to read."""
     prefix = f"{settings.kafka.topic_prefix}visionlog-"
+    admin = admin_client(settings.kafka)
+    groups = [
+        g.group_id
+        for g in admin.list_consumer_groups(request_timeout=timeout).result().valid
+        if g.group_id.startswith(prefix)
+    ]
+    return consumer_lags(admin, sorted(groups), timeout=timeout)
+
+
+def _backlogs(settings: Settings) -> list[str]:
     try:
-        admin = admin_client(settings.kafka)
-        groups = [
-            g.group_id
-            for g in admin.list_consumer_groups(request_timeout=10).result().valid
-            if g.group_id.startswith(prefix)
-        ]
-        lags = consumer_lags(admin, sorted(groups))
+        lags = platform_group_lags(settings)
     except Exception as error:  # a diagnosis reports what it could not read
         return [f"consumer groups unreadable: {type(error).__name__}: {error}"]
     lines = []

@@ -21,7 +21,6 @@ from stack import manager
 from stack.initialise import initialise
 from stack.mainjob import admin_credentials, login
 from stack.platform import (
-    PROCESSES,
     ProcessStatus,
     api_base_url,
     platform_status,
@@ -29,7 +28,6 @@ from stack.platform import (
     stop_platform,
     wait_for_api,
 )
-from stack.process import terminate
 from visionlog.settings import Settings, get_settings
 
 Say = Callable[[str], None]
@@ -106,13 +104,11 @@ def ensure_platform(settings: Settings, say: Say) -> list[ProcessStatus]:
 
 
 def stop_started(settings: Settings, started: list[ProcessStatus]) -> None:
-    """Stop the platform processes the benchmark started (API first, processors last)."""
-    pids = {row.name: row.pid for row in started}
-    for process in reversed(PROCESSES):
-        pid = pids.get(process.name)
-        if pid is not None:
-            terminate(pid, timeout=30)
-            process.pid_file(settings).unlink(missing_ok=True)
+    """Stop the platform when the benchmark started it. Its processes run under one
+    supervisor, which would restart any stopped alone: stopping them means stopping it
+    (and with it any process it adopted from an older layout)."""
+    if started:
+        stop_platform(settings)
 
 
 def admin_login(settings: Settings) -> Callable[[], str]:
