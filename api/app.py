@@ -12,6 +12,7 @@ from fastapi.openapi.utils import get_openapi
 from qdrant_client import QdrantClient
 from starlette.concurrency import run_in_threadpool
 
+from api.accepted import AcceptedUploads
 from api.auth.bootstrap import ensure_admin
 from api.auth.dependencies import Uploader, require
 from api.auth.keys import load_signing_key
@@ -61,6 +62,7 @@ def build_context(
         blobs=BlobStore.from_settings(settings.minio),
         mongo=stores.mongo_client(settings),
         qdrant_factory=qdrant_factory,
+        accepted=AcceptedUploads(pool, auth_schema, settings.projections.postgres_schema),
         ingestor=ingestor,
     )
 
@@ -106,8 +108,12 @@ def create_app(
     def ingestor_from_context() -> Ingestor:
         return context.get_ingestor()
 
+    def listener_from_context() -> ingest_http.AcceptedListener:
+        return context.accepted.listener
+
     app.dependency_overrides[ingest_http.current_owner] = owner_from_principal
     app.dependency_overrides[ingest_http.get_ingestor] = ingestor_from_context
+    app.dependency_overrides[ingest_http.accepted_listener] = listener_from_context
 
     app.include_router(health.router)
     app.include_router(auth.router)

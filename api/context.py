@@ -19,6 +19,7 @@ from visionlog.blobstore import BlobStore
 from visionlog.settings import Settings
 
 if TYPE_CHECKING:
+    from api.accepted import AcceptedUploads
     from processors.embeddings.text import TextEmbedder
     from producers.ingest import Ingestor
     from visionlog.kafka import EventPublisher
@@ -45,6 +46,8 @@ class ApiContext:
     mongo: stores.MongoClient
     pool: ConnectionPool[stores.PgConnection]
     qdrant_factory: Callable[[], QdrantClient]
+    # Uploads accepted and not yet in the read model (read your own writes).
+    accepted: AcceptedUploads
     ingestor: Ingestor | None = None
     jobs: dict[str, ReplayJob] = field(default_factory=dict)
     _qdrant: QdrantClient | None = None

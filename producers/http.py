@@ -22,13 +22,14 @@ from __future__ import annotations
 import json
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.concurrency import run_in_threadpool
@@ -43,6 +44,7 @@ from producers.ingest import (
     check_labels,
     check_profile,
 )
+from visionlog.kafka import Delivered
 from visionlog.media.errors import MediaRejectedError, RejectReason
 from visionlog.settings import get_settings
 from visionlog.stream.headers import parse_traceparent
@@ -106,6 +108,41 @@ def get_ingestor() -> Ingestor:
     return _default_ingestor()
 
 
+@dataclass(frozen=True)
+class AcceptedUpload:
+    """An upload this endpoint accepted (its MediaUploaded acknowledged), as asked for."""
+
+    result: IngestResult
+    tenant_id: str
+    owner_id: str | None
+    filename: str | None
+    profile: str
+    labels: dict[str, str]
+
+
+AcceptedListener = Callable[[AcceptedUpload], None]
+
+
+def accepted_listener() -> AcceptedListener | None:
+    """Told of every accepted upload before the 202 is sent; the API overrides this
+    dependency to make an upload readable at once. It must not raise."""
+    return None
+
+
+class LogPosition(BaseModel):
+    """Where an event is stored in the log."""
+
+    topic: str
+    partition: int
+    offset: int
+
+    @classmethod
+    def of(cls, delivered: Delivered | None) -> LogPosition | None:
+        if delivered is None:
+            return None
+        return cls(topic=delivered.topic, partition=delivered.partition, offset=delivered.offset)
+
+
 class IngestAccepted(BaseModel):
     media_id: str
     event_id: str
@@ -119,6 +156,11 @@ class IngestAccepted(BaseModel):
     duration_ms: int | None
     fps: float | None
     warnings: list[str]
+    log_position: LogPosition | None = Field(
+        default=None,
+        description="Where the MediaUploaded is stored (its delivery report); null when not"
+        " known (an idempotent replay of an answer recorded before positions were kept).",
+    )
 
     @classmethod
     def from_result(cls, result: IngestResult) -> IngestAccepted:
@@ -135,6 +177,7 @@ class IngestAccepted(BaseModel):
             duration_ms=result.duration_ms,
             fps=result.fps,
             warnings=list(result.warnings),
+            log_position=LogPosition.of(result.position),
         )
 
 
@@ -317,6 +360,7 @@ async def ingest(
     request: Request,
     ingestor: Annotated[Ingestor, Depends(get_ingestor)],
     owner_id: Annotated[str | None, Depends(current_owner)],
+    listener: Annotated[AcceptedListener | None, Depends(accepted_listener)],
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
     traceparent: Annotated[str | None, Header()] = None,
 ) -> Any:
@@ -326,12 +370,13 @@ async def ingest(
         try:
             key = _idempotency_key(idempotency_key)
             await _receive_form(request, sink)
-            if sink.file_path is None:
+            file_path = sink.file_path
+            if file_path is None:
                 raise _bad_request("the form has no part named 'file'")
             profile, labels, trust_content = _form_options(sink.fields)
             result = await run_in_threadpool(
                 ingestor.ingest_bytes,
-                sink.file_path,
+                file_path,
                 filename=sink.filename,
                 profile=profile,
                 source=UploadSource.HTTP,
@@ -354,6 +399,17 @@ async def ingest(
             return ProblemError(503, code, "Upload not completed", str(error)).response()
         except StorageFailedError as error:
             return ProblemError(503, "unavailable", "Upload not completed", str(error)).response()
+        if listener is not None:
+            accepted = AcceptedUpload(
+                result=result,
+                tenant_id=ingestor.settings.tenant_id,
+                owner_id=owner_id,
+                # As the ingestor names it: the part's file name, else the temp file's.
+                filename=sink.filename if sink.filename is not None else file_path.name,
+                profile=profile or ingestor.settings.ingest.default_profile,
+                labels=labels,
+            )
+            await run_in_threadpool(listener, accepted)
         headers = {"Idempotent-Replayed": "true"} if result.replayed else None
         body = IngestAccepted.from_result(result).model_dump()
         return JSONResponse(body, status_code=202, headers=headers)

@@ -73,7 +73,7 @@ from visionlog.blobstore import BlobRef, BlobStore
 from visionlog.codec import AvroCodec
 from visionlog.envelope import Envelope, now_millis
 from visionlog.errors import OutageError
-from visionlog.kafka import EventPublisher, producer_config
+from visionlog.kafka import Delivered, EventPublisher, producer_config
 from visionlog.media import pdf, video
 from visionlog.media.decrypted import delete_decrypted_copy, store_decrypted_copy
 from visionlog.media.errors import MediaRejectedError, RejectReason
@@ -148,6 +148,9 @@ class IngestResult:
     warnings: tuple[str, ...] = ()
     # True when this is the stored answer of an earlier upload with the same idempotency key.
     replayed: bool = False
+    # Where the brokers stored the MediaUploaded (its delivery report); None in answers
+    # recorded before positions were kept.
+    position: Delivered | None = None
 
     def as_record(self) -> dict[str, Any]:
         return {
@@ -164,6 +167,7 @@ class IngestResult:
             "duration_ms": self.duration_ms,
             "fps": self.fps,
             "warnings": list(self.warnings),
+            "position": _position_record(self.position),
         }
 
     @classmethod
@@ -190,7 +194,20 @@ class IngestResult:
             fps=raw.get("fps"),
             warnings=tuple(str(w) for w in raw.get("warnings") or ()),
             replayed=replayed,
+            position=_position_of(raw.get("position")),
         )
+
+
+def _position_record(position: Delivered | None) -> dict[str, Any] | None:
+    if position is None:
+        return None
+    return {"topic": position.topic, "partition": position.partition, "offset": position.offset}
+
+
+def _position_of(raw: Any) -> Delivered | None:
+    if not isinstance(raw, Mapping):
+        return None
+    return Delivered(str(raw["topic"]), int(raw["partition"]), int(raw["offset"]))
 
 
 @dataclass
@@ -629,7 +646,7 @@ class Ingestor:
             "labels": request.labels,
         }
         try:
-            publish_checked(
+            delivered = publish_checked(
                 self.publisher,
                 "MediaUploaded",
                 record,
@@ -656,6 +673,7 @@ class Ingestor:
             duration_ms=inspected.duration_ms,
             fps=inspected.fps,
             warnings=tuple(inspected.warnings),
+            position=delivered,
         )
 
     def _unpublished(

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
+import psycopg
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.encoders import jsonable_encoder
 from psycopg import sql
@@ -18,6 +19,7 @@ from pydantic import BaseModel, Field
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
 
+from api.accepted import ACCEPTED_STATUS, DetailSource, detail_source
 from api.auth.dependencies import Reader
 from api.auth.roles import Principal
 from api.context import ApiContext, get_context
@@ -33,6 +35,8 @@ from api.readmodels import (
     visible_media,
 )
 from api.routes import reports
+from producers.http import LogPosition
+from producers.ingest import UploadSource
 from projections.stages import COMPLETION_STATUSES
 
 router = APIRouter(prefix="/v1", tags=["media"])
@@ -60,8 +64,10 @@ class MediaSummary(BaseModel):
     media_id: str
     owner_id: str | None
     status: str = Field(
-        description="uploaded, processing (with `percent`), then how processing ended:"
-        " completed, completed_with_errors or failed; deleted when erased."
+        description="accepted (the upload was taken, the read model does not show it yet:"
+        " only the item's detail answers it), uploaded, processing (with `percent`), then"
+        " how processing ended: completed, completed_with_errors or failed; deleted when"
+        " erased."
     )
     kind: str | None
     filename: str | None
@@ -148,6 +154,15 @@ class MediaDetail(MediaSummary):
         description=f"Reprocess runs of the item, newest first (at most {RUN_LIMIT}).",
     )
     stages: list[StageProgress]
+    accepted_at: datetime | None = Field(
+        default=None,
+        description="When the API accepted the upload; given while the status is accepted.",
+    )
+    log_position: LogPosition | None = Field(
+        default=None,
+        description="Where the item's MediaUploaded is stored; given while the status is"
+        " accepted (when the publisher reported it).",
+    )
 
 
 class AnalysisResult(BaseModel):
@@ -361,8 +376,84 @@ def _stages(
     return sorted(stages.values(), key=lambda progress: progress.stage)
 
 
+def accepted_detail(row: dict[str, Any]) -> MediaDetail:
+    """An accepted upload the read model does not show yet, as far as the upload told."""
+    position = None
+    if row["log_topic"] is not None:
+        position = LogPosition(
+            topic=row["log_topic"], partition=row["log_partition"], offset=row["log_offset"]
+        )
+    return MediaDetail(
+        media_id=row["media_id"],
+        owner_id=row["owner_id"],
+        status=ACCEPTED_STATUS,
+        kind=row["kind"],
+        filename=row["filename"],
+        camera_id=None,
+        uploaded_at=row["accepted_at"],
+        status_at=row["accepted_at"],
+        tenant_id=row["tenant_id"],
+        # Only the HTTP ingest route records accepted uploads.
+        source=UploadSource.HTTP.value,
+        source_uri=None,
+        profile=row["profile"],
+        duplicate_of=row["duplicate_of"],
+        labels={str(k): str(v) for k, v in (row["labels"] or {}).items()},
+        width=row["width"],
+        height=row["height"],
+        page_count=row["page_count"],
+        duration_ms=row["duration_ms"],
+        original=BlobOut(
+            bucket=row["original_bucket"],
+            key=row["original_key"],
+            sha256=row["original_sha256"],
+            size_bytes=row["size_bytes"],
+            content_type=row["content_type"],
+        ),
+        stages=[],
+        accepted_at=row["accepted_at"],
+        log_position=position,
+    )
+
+
+def _read_model_row(
+    context: ApiContext, principal: Principal, media_id: str
+) -> dict[str, Any] | None:
+    with context.pg() as conn:
+        return visible_media(context, conn, principal, media_id)
+
+
 def media_detail(context: ApiContext, principal: Principal, media_id: str) -> MediaDetail:
-    row = _require_media(context, principal, media_id)
+    """The read model's item; before it has the item, the accepted upload (never 404 for
+    an upload answered 202)."""
+    try:
+        row = _read_model_row(context, principal, media_id)
+    except psycopg.errors.UndefinedTable:
+        # No read model yet (its projection never ran): an accepted upload shows all the
+        # same; anything else is the 503 it was.
+        found = context.accepted.find(principal, media_id)
+        if found is None:
+            raise
+        return accepted_detail(found)
+    accepted = None
+    if row is None:
+        accepted = context.accepted.find(principal, media_id)
+        if accepted is None:
+            # Its accepted row may have been cleaned because the read model got the item
+            # between the two reads: read the read model once more.
+            row = _read_model_row(context, principal, media_id)
+    source = detail_source(row, accepted)
+    if source is DetailSource.READ_MODEL and row is not None:
+        return _read_model_detail(context, principal, row)
+    if source is DetailSource.ACCEPTED and accepted is not None:
+        return accepted_detail(accepted)
+    raise not_found(f"no media item {media_id!r}")
+
+
+def _read_model_detail(
+    context: ApiContext, principal: Principal, row: dict[str, Any]
+) -> MediaDetail:
+    media_id = row["media_id"]
     document = mongo_collection(context, "media_items").find_one(
         {"_id": media_id, **scope_mongo(principal)}
     )

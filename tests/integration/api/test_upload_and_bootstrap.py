@@ -56,7 +56,7 @@ def test_admin_bootstrap_generates_a_password_once(
         update={"api": api_settings.api.model_copy(update={"admin_password": None})}
     )
     store = AuthStore(settings, auth_schema)
-    assert store.migrate() == ["0001_auth"]
+    assert store.migrate() == ["0001_auth", "0002_accepted_uploads"]
     assert store.migrate() == []
     username, password = ensure_admin(settings, store=store)
     assert username == settings.api.admin_username and password
