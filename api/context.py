@@ -14,6 +14,7 @@ from qdrant_client import QdrantClient
 
 from api.auth.store import AuthStore
 from api.auth.tokens import TokenService
+from api.lag import ReadModelLag
 from visionlog import stores
 from visionlog.blobstore import BlobStore
 from visionlog.settings import Settings
@@ -52,6 +53,7 @@ class ApiContext:
     jobs: dict[str, ReplayJob] = field(default_factory=dict)
     _qdrant: QdrantClient | None = None
     _embedder: TextEmbedder | None = None
+    _lag: ReadModelLag | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -62,6 +64,13 @@ class ApiContext:
             if self._qdrant is None:
                 self._qdrant = self.qdrant_factory()
             return self._qdrant
+
+    def read_model_lag(self) -> ReadModelLag:
+        """The read models' lag, for readiness (measured at most every few seconds)."""
+        with self._lock:
+            if self._lag is None:
+                self._lag = ReadModelLag(self.settings, self.pool, self.mongo, lambda: self.qdrant)
+            return self._lag
 
     def text_embedder(self) -> TextEmbedder:
         with self._lock:

@@ -260,9 +260,23 @@ def _api_row(settings: Settings) -> ProcessStatus | None:
     return next((row for row in platform_status(settings) if row.name == "api"), None)
 
 
+def _serving_behind(response: httpx.Response) -> bool:
+    """Not ready only because a read model is behind: every store answers, so the API
+    serves (what it shows catches up); a platform start need not wait for the backlog."""
+    if response.status_code != 503:
+        return False
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    checks = body.get("checks") or {}
+    return bool(body.get("lag")) and bool(checks) and all(c.get("ok") for c in checks.values())
+
+
 def wait_for_api(settings: Settings, timeout_s: float = 180.0) -> None:
-    """Wait until the API answers /readyz with 200; raise with the log's tail otherwise, or
-    as soon as nothing would restart it or it keeps exiting."""
+    """Wait until the API answers /readyz with 200 (or is not ready only because a read
+    model is behind); raise with the log's tail otherwise, or as soon as nothing would
+    restart it or it keeps exiting."""
     url = f"{api_base_url(settings)}/readyz"
     deadline = time.monotonic() + timeout_s
     last = "no answer"
@@ -279,7 +293,7 @@ def wait_for_api(settings: Settings, timeout_s: float = 180.0) -> None:
             break
         try:
             response = httpx.get(url, timeout=5)
-            if response.status_code == 200:
+            if response.status_code == 200 or _serving_behind(response):
                 return
             last = f"{response.status_code} {response.text[:300]}"
         except httpx.HTTPError as error:

@@ -29,6 +29,11 @@ class StoreCheck(BaseModel):
 class Readiness(BaseModel):
     status: Literal["ready"] = "ready"
     checks: dict[str, StoreCheck]
+    # Messages each read model has yet to apply (from the brokers and each projection's
+    # position); readiness fails above `max_lag`.
+    lag: dict[str, int]
+    max_lag: int
+    lag_error: str | None = None
 
 
 @router.get("/healthz", response_model=Liveness, summary="The process is alive")
@@ -55,10 +60,16 @@ def _check(name: str, context: ApiContext) -> StoreCheck:
 @router.get(
     "/readyz",
     response_model=Readiness,
-    summary="Every store (PostgreSQL, MongoDB, MinIO, Qdrant) is reachable",
+    summary=(
+        "Every store (PostgreSQL, MongoDB, MinIO, Qdrant) is reachable and no read model is "
+        "further behind the log than the configured lag"
+    ),
     responses={
         503: {
-            "description": "A store is unreachable; `checks` has the detail per store",
+            "description": (
+                "A store is unreachable (`checks` has the detail per store) or a read model "
+                "is behind (`lag` per read model, `max_lag` the limit)"
+            ),
             "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
         }
     },
@@ -66,15 +77,26 @@ def _check(name: str, context: ApiContext) -> StoreCheck:
 def readyz(context: Annotated[ApiContext, Depends(get_context)]) -> Readiness | JSONResponse:
     checks = {name: _check(name, context) for name in ("postgres", "mongo", "minio", "qdrant")}
     failing = [name for name, check in checks.items() if not check.ok]
+    limit = context.settings.projections.ready_max_lag
+    # A lag that cannot be measured (the brokers away) is shown; the stores' checks decide.
+    reading = context.read_model_lag().reading()
+    behind = reading.behind(limit)
+    extra = {
+        "checks": {name: check.model_dump() for name, check in checks.items()},
+        "lag": reading.lags,
+        "max_lag": limit,
+        "lag_error": reading.error,
+    }
     if failing:
         return problem_response(
-            503,
-            "not_ready",
-            "Not ready",
-            f"unreachable: {', '.join(failing)}",
-            extra={"checks": {name: check.model_dump() for name, check in checks.items()}},
+            503, "not_ready", "Not ready", f"unreachable: {', '.join(failing)}", extra=extra
         )
-    return Readiness(checks=checks)
+    if behind:
+        detail = ", ".join(f"{name} {lag} messages" for name, lag in sorted(behind.items()))
+        return problem_response(
+            503, "not_ready", "Not ready", f"read models behind: {detail} (> {limit})", extra=extra
+        )
+    return Readiness(checks=checks, lag=reading.lags, max_lag=limit, lag_error=reading.error)
 
 
 @router.get(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from dataclasses import dataclass
 
@@ -14,6 +15,7 @@ from qdrant_client import QdrantClient
 
 from api.app import create_app
 from processors.embeddings.text import get_text_embedder
+from projections.postgres.projection import PostgresProjection
 from tests.integration.api.conftest import Account, new_account
 from tests.integration.api.seeding import (
     embedding,
@@ -23,6 +25,9 @@ from tests.integration.api.seeding import (
     project,
     text_recognized,
 )
+from tests.integration.processors.conftest import TopicsUnderTest
+from tests.processor_factories import new_media_id
+from tests.unit.projections import test_postgres_rows
 from visionlog.blobstore import ARTIFACTS, ORIGINALS, BlobStore
 from visionlog.settings import Settings
 
@@ -294,3 +299,43 @@ def test_unexpected_errors_answer_a_problem(api_settings: Settings, qdrant: Qdra
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["reason"] == "internal_error"
     assert "kaboom" not in response.text
+
+
+@pytest.mark.timeout(120)
+def test_readyz_is_not_ready_while_a_read_model_is_behind_the_log(
+    api_settings: Settings,
+    qdrant: QdrantClient,
+    topics_under_test: TopicsUnderTest,
+    auth_schema: str,
+) -> None:
+    topics = topics_under_test
+    settings = api_settings.model_copy(
+        update={
+            "kafka": topics.settings.kafka,
+            "projections": api_settings.projections.model_copy(update={"ready_max_lag": 3}),
+        }
+    )
+    PostgresProjection(settings).close()  # the read model exists and has applied nothing
+    with TestClient(create_app(settings, qdrant=qdrant, auth_schema=auth_schema)) as client:
+        ready = client.get("/readyz")
+        assert ready.status_code == 200, ready.text
+        assert ready.json()["lag"] == {"postgres": 0, "mongo": 0, "qdrant": 0}
+        assert ready.json()["max_lag"] == 3
+
+        for _ in range(5):
+            record = test_postgres_rows.media_uploaded(new_media_id())
+            topics.publisher.publish("MediaUploaded", record)
+        topics.publisher.flush()
+        deadline = time.monotonic() + 30  # the lag is measured at most every 5 s
+        answer = client.get("/readyz")
+        while answer.status_code == 200 and time.monotonic() < deadline:
+            time.sleep(0.5)
+            answer = client.get("/readyz")
+        assert answer.status_code == 503, answer.text
+        body = answer.json()
+        # Each projection reads the media topic (Qdrant's for MediaDeleted): all are behind.
+        assert body["lag"] == {"postgres": 5, "mongo": 5, "qdrant": 5}
+        assert body["detail"] == (
+            "read models behind: mongo 5 messages, postgres 5 messages, qdrant 5 messages (> 3)"
+        )
+        assert all(check["ok"] for check in body["checks"].values())
