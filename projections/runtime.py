@@ -45,6 +45,7 @@ from confluent_kafka.admin import AdminClient
 from prometheus_client import Counter, Gauge
 
 from visionlog.codec import AvroCodec, MalformedEventError
+from visionlog.contracts import ProcessingFailed
 from visionlog.errors import ContractError, PermanentError
 from visionlog.kafka import EventPublisher, admin_client, consumer_config, partition_bounds
 from visionlog.settings import Settings
@@ -105,6 +106,11 @@ class PositionMovedError(PermanentError):
     def __init__(self, stored: Mapping[TopicPartitionKey, int]) -> None:
         super().__init__(f"stored positions moved: {dict(stored)}")
         self.stored = dict(stored)
+
+
+# Where a runner's dead letters go instead of the dead-letter topic: a rebuild keeps its own,
+# so that it never appends to the log it replays (`projections/replay/deadletters.py`).
+DeadLetterSink = Callable[[ProcessingFailed], None]
 
 
 class Projection(Protocol):
@@ -168,6 +174,7 @@ class ProjectionRunner:
         max_attempts: int = 5,
         retry_backoff_s: float = 0.5,
         before_commit: Callable[[], None] | None = None,
+        dead_letters: DeadLetterSink | None = None,
     ) -> None:
         self.projection = projection
         self.settings = settings
@@ -178,6 +185,8 @@ class ProjectionRunner:
         self.retry_backoff_s = retry_backoff_s
         # Called between the sink write and the Kafka commit: tests kill the process here.
         self.before_commit = before_commit
+        # None: dead letters are published to the dead-letter topic; else handed to the sink.
+        self.dead_letters = dead_letters
         # Positions are committed after the sink write, every N events or T seconds.
         self.commit_policy = CommitPolicy(
             every_messages=settings.projections.commit_every_messages,
@@ -312,8 +321,12 @@ class ProjectionRunner:
             message.offset,
             error,
         )
-        self.publisher.publish("ProcessingFailed", record, key=record["envelope"]["correlation_id"])
-        self.publisher.flush()
+        if self.dead_letters is None:
+            key = record["envelope"]["correlation_id"]
+            self.publisher.publish("ProcessingFailed", record, key=key)
+            self.publisher.flush()
+        else:
+            self.dead_letters(record)
         self.stats.dead_lettered += 1
         APPLIED.labels(self.projection.name, "dead_lettered").inc()
 

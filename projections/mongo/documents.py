@@ -30,6 +30,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from projections.postgres.rows import failed_item_label
 from projections.runtime import ProjectedEvent
 from projections.stages import COMPLETION_STATUS, PROJECTED_EVENTS, RESULT_STAGES
 from visionlog.contracts import (
@@ -636,10 +637,14 @@ def _processing_failed(event: ProjectedEvent) -> EventWrites:
         return EventWrites(None)
     envelope = record["envelope"]
     stage = record["stage"]
+    # What PostgreSQL's `processing_status` row of the failure holds (error, item, time,
+    # event), so the item shows the same reason whichever read model it is read from.
     last_error = {
         "error_type": record["error_type"],
-        "error_message": record["error_message"],
+        "error_message": record["error_message"][:ERROR_MESSAGE_LIMIT],
+        "item_label": failed_item_label(record["input_blob"]),
         "retryable": record["retryable"],
+        "attempts": record["attempts"],
         "processor": record["processor"],
         "event_id": event.event_id,
         "occurred_at": envelope["occurred_at"],

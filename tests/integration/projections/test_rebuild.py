@@ -22,6 +22,7 @@ from tests.integration.api.seeding import (
 )
 from tests.integration.projections.conftest import TopicsUnderTest
 from tests.processor_factories import blob
+from visionlog.kafka import admin_client, partition_bounds
 from visionlog.settings import Settings
 from visionlog.stores import postgres_connect
 
@@ -96,3 +97,91 @@ def test_rebuild_switches_every_store_and_the_live_projections_follow(
     assert mongo_checksum(settings, "g2") != mongo_before
     points = qdrant.count(f"{settings.projections.qdrant_collection_prefix}_images").count
     assert points == 4
+
+
+def _own_settings(pg_schema: Settings, topics: TopicsUnderTest, unique_name: str) -> Settings:
+    return pg_schema.model_copy(
+        update={
+            "kafka": topics.settings.kafka,
+            "mongo": pg_schema.mongo.model_copy(update={"database": unique_name}),
+        }
+    )
+
+
+def log_size(topics: TopicsUnderTest, event_type: str) -> int:
+    """Messages ever written to the topic carrying `event_type` (the sum of end offsets)."""
+    topic = topics.topic(event_type)
+    admin = admin_client(topics.settings.kafka)
+    partitions = admin.list_topics(topic, timeout=10).topics[topic].partitions
+    bounds = partition_bounds(admin, [(topic, number) for number in partitions])
+    return sum(high for _, high in bounds.values())
+
+
+def publish_poison(topics: TopicsUnderTest, media_id: str) -> None:
+    """Bytes that are no event, on the uploads' topic under the item's key."""
+    topics.publisher.producer.produce(
+        topics.topic("MediaUploaded"), value=b"not an event", key=media_id.encode()
+    )
+    topics.publisher.flush()
+
+
+def test_a_rebuild_never_appends_to_the_log_it_replays(
+    topics_under_test: TopicsUnderTest, pg_schema: Settings, unique_name: str
+) -> None:
+    topics = topics_under_test
+    settings = _own_settings(pg_schema, topics, unique_name)
+    schema = settings.projections.postgres_schema
+    media_id = str(uuid.uuid4())
+    publish(topics, media_id, 0)
+    publish_poison(topics, media_id)
+
+    # The live projections dead-letter the poison event (one dead letter each) and read
+    # those dead letters back.
+    live_pg, live_mongo = PostgresProjection(settings), MongoProjection(settings)
+    for projection in (live_pg, live_mongo):
+        assert catch_up(projection, settings, topics) > 0
+    assert log_size(topics, "ProcessingFailed") == 2
+    for projection in (live_pg, live_mongo):
+        catch_up(projection, settings, topics)
+        projection.close()
+    with postgres_connect(settings) as conn:
+        pg_live = readmodel_checksum(conn, schema)
+    mongo_live = mongo_checksum(settings, "g1")
+    # A second poison event that no live projection has read: no dead letter on the log.
+    unseen = str(uuid.uuid4())
+    publish_poison(topics, unseen)
+
+    quiet: list[str] = []
+    first = rebuild(settings, "postgres", report=quiet.append) + rebuild(
+        settings, "mongo", report=quiet.append
+    )
+    assert log_size(topics, "ProcessingFailed") == 2
+    second = rebuild(settings, "postgres", report=quiet.append) + rebuild(
+        settings, "mongo", report=quiet.append
+    )
+    # Nothing was appended: the dead-letter topic did not grow, and both rebuilds read the
+    # same log into the same read models, equal to the live ones.
+    assert log_size(topics, "ProcessingFailed") == 2
+    assert [r.target for r in second] == [schema, "g3"]
+    for before, after in zip(first, second, strict=True):
+        assert after.checksum == before.checksum
+        assert after.events == before.events
+    assert first[0].checksum == pg_live and first[1].checksum == mongo_live
+    with postgres_connect(settings) as conn:
+        failed = conn.execute(
+            sql.SQL("SELECT stage, error FROM {} WHERE media_id = %s AND status = 'failed'").format(
+                sql.Identifier(schema, "processing_status")
+            ),
+            (media_id,),
+        ).fetchall()
+    assert {row["stage"] for row in failed} == {"projection-postgres", "projection-mongo"}
+
+    # Nothing is lost: each rebuild counts both poison events and names the one whose dead
+    # letter is not on the log, with its reason.
+    for report in (*first, *second):
+        assert (report.dead_letters, report.dead_letters_on_log) == (2, 1)
+        (new,) = report.new_dead_letters
+        assert new.media_id == unseen and not new.on_log
+        assert new.topic == topics.topic("MediaUploaded") and new.error_message
+        assert new.stage == f"projection-{report.store}"
+    assert sum("not on the dead-letter topic: " in line for line in quiet) == 4

@@ -30,6 +30,7 @@ from projections.mongo.documents import (
     split_versioned,
     writes_for_event,
 )
+from projections.postgres.rows import event_rows
 from tests.factories import sample_event
 from tests.processor_factories import (
     MODEL,
@@ -53,6 +54,8 @@ from visionlog.contracts import (
     validate_record,
 )
 from visionlog.schemas import get_catalog
+from visionlog.stream.deadletter import StageFailure, failure_record
+from visionlog.stream.messages import InboundMessage
 
 
 def _one(upserts: list[Upsert], collection: str) -> Upsert:
@@ -347,3 +350,55 @@ def test_work_reports_write_only_failure_reasons() -> None:
     writes = writes_for_event(projected("EventProcessed", failed))
     (error,) = writes.conditional
     assert error.update["$set"]["progress.ocr.last_error"]["error_message"] == "no text layer"
+
+
+def test_a_dead_letter_gives_its_stage_the_last_error_the_postgres_row_holds() -> None:
+    media_id = new_media_id()
+    page = sample_event(
+        get_catalog(),
+        "PageRendered",
+        media_id=media_id,
+        page_number=3,
+        image=blob(f"{media_id}/pages/0003.png"),
+    )
+    # As a stage's runner writes it: the page it failed on is the input's image.
+    failed = failure_record(
+        worker="ocr",
+        failure=StageFailure("ocr", RuntimeError("corrupt page"), attempts=3, retryable=False),
+        message=InboundMessage("media.pages", 1, 41, media_id.encode(), b""),
+        source=page,
+        event_type="PageRendered",
+    )
+    event = projected("ProcessingFailed", dict(failed), topic="processing.failed", offset=5)
+    (counter,) = writes_for_event(event).guarded
+    update = counter.guarded_update()
+    assert update["$inc"] == {"progress.ocr.failed": 1}
+    error = update["$set"]["progress.ocr.last_error"]
+    (row,) = event_rows(event).processing
+    # Reason, item, time and event: what PostgreSQL's error columns hold.
+    assert error["error_message"] == row["error"] == "corrupt page"
+    assert error["error_type"] == row["error_type"] == "RuntimeError"
+    assert error["item_label"] == row["item_label"] == "page-0003"
+    assert error["occurred_at"] == row["event_at"] == failed["envelope"]["occurred_at"]
+    assert error["event_id"] == row["event_id"] == event.event_id
+    assert (error["retryable"], error["attempts"]) == (row["retryable"], row["attempts"])
+    # Set after the upserts and guarded by the log position: it overwrites a work report's
+    # reason and a redelivery of the same dead letter changes nothing.
+    assert counter.filter()[counter.guard_field] == {"$not": {"$gte": 5}}
+
+
+def test_a_failed_work_report_gives_its_reason_time_and_event_only_where_none_is_set() -> None:
+    media_id = new_media_id()
+    report = event_processed(
+        media_id,
+        "frame-00000007",
+        [("detection", "FAILED", "x" * 5000), ("ocr", "FAILED", None), ("codes", "DONE", None)],
+    )
+    event = projected("EventProcessed", report)
+    (error,) = writes_for_event(event).conditional
+    assert error.condition == {"progress.detection.last_error": None}
+    reason = error.update["$set"]["progress.detection.last_error"]
+    assert len(reason["error_message"]) == 2000
+    assert reason["item_label"] == "frame-00000007"
+    assert reason["event_id"] == event.event_id
+    assert reason["occurred_at"] == report["envelope"]["occurred_at"]
