@@ -96,6 +96,8 @@ class ProjectionHost:
         self.qdrant = qdrant
         self.stop_event = threading.Event()
         self.states: dict[str, ProjectionState] = {name: ProjectionState() for name in names}
+        for name in names:  # each series exists from the start, so a first restart shows
+            RESTARTS.labels(name)
         # Errors that end the host (not a store's outage: a bug of the host itself).
         self.failures: dict[str, BaseException] = {}
         self._threads: dict[str, threading.Thread] = {}
