@@ -56,6 +56,7 @@ from bench.load.platform import (
     stop_started,
 )
 from bench.load.processes import ProcessMonitor
+from bench.load.readlag import ReadModelLagMonitor
 from bench.load.report import build_report, render
 from bench.load.scene import camera_loop, upload_image
 from bench.load.uploads import ApiUploader, UploadLoad, now_ms
@@ -208,6 +209,8 @@ def _run(
     collector.start()
     monitor = ProcessMonitor(settings)
     monitor.start()
+    read_lag = ReadModelLagMonitor(settings)
+    read_lag.start()
     cpu_start = time.process_time()
     producer = None
     try:
@@ -242,10 +245,14 @@ def _run(
         server.stop()
         collector.stop()
         monitor.stop()
+        read_lag.stop()
         uploader.close()
     seen: Observations = collector.observations()
     seen.uploads = load.records
     seen.processes = monitor.records()
+    seen.read_lag = read_lag.series()
+    if read_lag.errors:
+        notes.append(f"{read_lag.errors} read-model lag samples failed ({read_lag.last_error})")
     seen.bench_cpu_s = time.process_time() - cpu_start
     if load.images_late:
         notes.append(f"{load.images_late} images not sent on time: every sender was busy")

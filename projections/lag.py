@@ -9,6 +9,7 @@ projection runs, and through its restarts (a gauge inside a dead thread would re
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 from confluent_kafka.admin import AdminClient
@@ -78,7 +79,24 @@ def postgres_positions(conn: PgConnection, settings: Settings) -> dict[Key, int]
     return {(row["topic"], row["partition"]): row["next_offset"] for row in rows}
 
 
-def read_model_lags(
+@dataclass(frozen=True)
+class ReadModelPositions:
+    """Where each read model is on every partition it reads, and the partitions' bounds."""
+
+    # store -> partition -> the next offset it applies (absent: from the partition's start)
+    positions: dict[str, dict[Key, int]]
+    # store -> the partitions it reads
+    partitions: dict[str, list[Key]]
+    bounds: dict[Key, tuple[int, int]]
+
+    def lags(self) -> dict[str, int]:
+        return {
+            name: _behind(self.partitions[name], self.positions[name], self.bounds)
+            for name in self.positions
+        }
+
+
+def read_model_positions(
     settings: Settings,
     admin: AdminClient,
     *,
@@ -86,8 +104,8 @@ def read_model_lags(
     mongo: MongoClient | None = None,
     qdrant_generation: str | None = None,
     timeout: float = 10.0,
-) -> dict[str, int]:
-    """Messages each live read model has yet to apply, for the stores given."""
+) -> ReadModelPositions:
+    """Each live read model's position, for the stores given."""
     stores: dict[str, tuple[list[str], str | None]] = {}
     prefix = settings.kafka.topic_prefix
     if postgres is not None:
@@ -100,17 +118,38 @@ def read_model_lags(
         stores["qdrant"] = (_topics(settings, QDRANT_EVENTS), qdrant_group)
     all_topics = sorted({t for topics, _ in stores.values() for t in topics})
     partitions = _partitions(admin, all_topics, timeout)
-    bounds = partition_bounds(admin, partitions, timeout)
-    lags: dict[str, int] = {}
+    # Positions before the bounds: a position read later could pass a bound read earlier.
+    positions: dict[str, dict[Key, int]] = {}
+    own: dict[str, list[Key]] = {}
     for name, (topics, group) in stores.items():
-        own = [key for key in partitions if key[0] in topics]
+        own[name] = [key for key in partitions if key[0] in topics]
         if group is None:
             assert postgres is not None
-            positions = postgres_positions(postgres, settings)
+            positions[name] = postgres_positions(postgres, settings)
         else:
-            positions = _committed(admin, group, own, timeout)
-        lags[name] = _behind(own, positions, bounds)
-    return lags
+            positions[name] = _committed(admin, group, own[name], timeout)
+    bounds = partition_bounds(admin, partitions, timeout)
+    return ReadModelPositions(positions, own, bounds)
+
+
+def read_model_lags(
+    settings: Settings,
+    admin: AdminClient,
+    *,
+    postgres: PgConnection | None = None,
+    mongo: MongoClient | None = None,
+    qdrant_generation: str | None = None,
+    timeout: float = 10.0,
+) -> dict[str, int]:
+    """Messages each live read model has yet to apply, for the stores given."""
+    return read_model_positions(
+        settings,
+        admin,
+        postgres=postgres,
+        mongo=mongo,
+        qdrant_generation=qdrant_generation,
+        timeout=timeout,
+    ).lags()
 
 
 def qdrant_generation(settings: Settings, client: QdrantClient) -> str:

@@ -128,6 +128,8 @@ class Observations:
     # media id -> create time of its first ObjectsDetected (uploads)
     detections: dict[str, int] = field(default_factory=dict)
     processes: list[ProcessRecord] = field(default_factory=list)
+    # read model -> (sample time, ms behind the log) through the run
+    read_lag: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
     # Topics that did not exist (their events show as "no data").
     missing_topics: list[str] = field(default_factory=list)
     undecodable: int = 0

@@ -23,6 +23,7 @@ from bench.load.stats import (
 
 # The issue's targets.
 P99_LIMIT_MS = 1500.0
+READ_LAG_P99_LIMIT_MS = 5000.0
 MAX_DRIFT_MS = 500.0
 RSS_GROWTH_LIMIT_PERCENT = 10.0
 
@@ -100,6 +101,7 @@ def build_report(config: RunConfig, timeline: Timeline, seen: Observations) -> R
     _upload_rows(report, timeline, seen)
     _loss_rows(report, timeline, seen)
     _process_rows(report, seen)
+    _read_lag_rows(report, config, timeline, seen)
     load_s = max(1e-9, (timeline.drain_end_ms - timeline.start_ms) / 1000)
     report.rows.append(
         Row(
@@ -116,6 +118,36 @@ def build_report(config: RunConfig, timeline: Timeline, seen: Observations) -> R
     report.data["targets"] = [asdict(row) for row in report.judged]
     report.data["passed"] = report.passed
     return report
+
+
+# read models
+
+
+def _read_lag_rows(
+    report: Report, config: RunConfig, timeline: Timeline, seen: Observations
+) -> None:
+    """Per read model: seconds behind the log, per minute of the load (the drain's samples
+    are left out: it ends when the read models have caught up anyway)."""
+    data: dict[str, Any] = {}
+    for store, samples in sorted(seen.read_lag.items()):
+        during = [(at, lag) for at, lag in samples if at <= timeline.load_end_ms]
+        minutes = per_minute(during, timeline.start_ms, config.whole_minutes)
+        for minute in minutes:
+            measured = _stats_text(minute.stats)
+            if minute.minute == 0:
+                report.rows.append(Row(f"{store} read-model lag warm-up", measured))
+                continue
+            ok = None if minute.stats is None else minute.stats.p99_ms <= READ_LAG_P99_LIMIT_MS
+            report.rows.append(
+                Row(
+                    f"{store} read-model lag m{minute.minute}",
+                    measured,
+                    f"p99 ≤ {_s(READ_LAG_P99_LIMIT_MS)}",
+                    _verdict(ok),
+                )
+            )
+        data[store] = [{"minute": m.minute, "lag": _stats_data(m.stats)} for m in minutes]
+    report.data["read_model_lag"] = data
 
 
 # cameras

@@ -318,3 +318,40 @@ def test_the_camera_set_file_is_valid_for_the_camera_producer(tmp_path: Path) ->
     assert 'name = "odd\\"name"' in text
     assert 'profile = "live-anonymised"' in text
     assert "max_age_s = 1.5" in text
+
+
+def test_time_lag_is_the_age_of_the_oldest_message_a_read_model_has_yet_to_apply() -> None:
+    from bench.load.readlag import TimeLag
+
+    lag = TimeLag()
+    part = ("media", 0)
+    lag.add_ends(START, {part: 10})
+    lag.add_ends(START + 1000, {part: 10})  # nothing new: the history keeps the first time
+    lag.add_ends(START + 2000, {part: 15})
+    # Everything applied: not behind, whenever asked.
+    assert lag.behind_ms(START + 3000, part, 15) == 0
+    # Offsets 10..14 arrived by the sample at +2 s: the oldest is 1 s old at +3 s.
+    assert lag.behind_ms(START + 3000, part, 12) == 1000
+    # Offset 5 was there at the first sample already.
+    assert lag.behind_ms(START + 3000, part, 5) == 3000
+    other = ("ocr.text", 0)
+    lag.add_ends(START + 2500, {other: 3})
+    # A store's lag is its worst partition; no position (or an invalid one) means the start.
+    assert lag.store_behind_ms(START + 3000, [part, other], {part: 15}, {other: 0}) == 500
+    assert lag.store_behind_ms(START + 3000, [part, other], {part: 12, other: -1001}, {}) == 1000
+    assert lag.store_behind_ms(START + 3000, [], {}, {}) == 0
+
+
+def test_read_model_lag_rows_judge_each_minute_of_the_load_only() -> None:
+    quick = [(START + s * 1000, 200.0) for s in range(0, 180)]
+    slow_second_minute = [
+        (at, 9000.0 if START + MINUTE <= at < START + 2 * MINUTE else lag) for at, lag in quick
+    ]
+    drain = [(START + 3 * MINUTE + 5000, 60_000.0)]  # after the load: not judged
+    seen = Observations(read_lag={"postgres": quick + drain, "mongo": slow_second_minute + drain})
+    report = build_report(CONFIG, TIMELINE, seen)
+    rows = {row.what: row for row in report.rows if "read-model lag" in row.what}
+    assert [rows[f"postgres read-model lag m{m}"].result for m in (1, 2, 3)] == [PASS] * 3
+    assert [rows[f"mongo read-model lag m{m}"].result for m in (1, 2, 3)] == [PASS, FAIL, PASS]
+    assert rows["mongo read-model lag m2"].measured.startswith("n 60  p50 9.00 s")
+    assert report.data["read_model_lag"]["postgres"][0]["lag"]["max_ms"] == 200.0
