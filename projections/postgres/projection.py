@@ -529,11 +529,16 @@ class PostgresProjection:
         if rows.media is not None:
             self._write_media(rows.media)
         for table, table_rows in rows.results.items():
+            # One statement per row shape, its rows sent together (one round trip, not one
+            # per row: a detection event has a row per box).
+            shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
             for row in table_rows:
-                conn.execute(_result_insert_text(table, tuple(row)), _adapt(row))
-            if table == "frames":
-                for row in table_rows:
-                    conn.execute(_FRAME_TIMES_TEXT, row)
+                shapes.setdefault(tuple(row), []).append(_adapt(row))
+            with conn.cursor() as cursor:
+                for columns, values in shapes.items():
+                    cursor.executemany(_result_insert_text(table, columns), values)
+                if table == "frames":
+                    cursor.executemany(_FRAME_TIMES_TEXT, table_rows)
         for status in rows.processing:
             conn.execute(_PROCESSING_UPSERT_TEXT, status)
         if rows.run is not None:
