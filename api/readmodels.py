@@ -125,3 +125,32 @@ def decode_cursor(cursor: str, kinds: tuple[type, ...]) -> list[Any]:
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def item_rank(label: sql.Composable) -> sql.Composed:
+    """SQL: where an item comes in its media item's order, by its label: the whole item
+    (`media`, then `original`) first, then pages, then frames."""
+    return sql.SQL(
+        "(CASE WHEN {l} = 'media' THEN 0 WHEN {l} = 'original' THEN 1"
+        " WHEN starts_with({l}, 'page-') THEN 2 WHEN starts_with({l}, 'frame-') THEN 3"
+        " ELSE 4 END)"
+    ).format(l=label)
+
+
+def item_number(label: sql.Composable) -> sql.Composed:
+    """SQL: the page number or frame index in an item label (0 for the whole item), so
+    pages sort by number whatever the width of their zero padding."""
+    return sql.SQL("COALESCE(substring({} FROM '^[a-z]+-([0-9]{{1,18}})$')::bigint, 0)").format(
+        label
+    )
+
+
+def item_fields(label: str) -> dict[str, int | None]:
+    """Page number and frame index named by an item label (`page-0003`, `frame-00000042`)."""
+    kind, _, number = label.partition("-")
+    if number.isdigit() and kind in ("page", "frame"):
+        return {
+            "page_number": int(number) if kind == "page" else None,
+            "frame_index": int(number) if kind == "frame" else None,
+        }
+    return {"page_number": None, "frame_index": None}

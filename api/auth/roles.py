@@ -16,14 +16,17 @@ class Role(StrEnum):
 class Permission(StrEnum):
     UPLOAD = "upload"
     READ = "read"
+    # Originals and outputs that show them; without it a reader gets anonymised copies only.
+    READ_ORIGINALS = "read_originals"
     MANAGE_USERS = "manage_users"
     REPLAY = "replay"
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.ADMIN: frozenset(Permission),
-    Role.OPERATOR: frozenset({Permission.UPLOAD, Permission.READ}),
-    Role.USER: frozenset({Permission.UPLOAD, Permission.READ}),
+    Role.OPERATOR: frozenset({Permission.UPLOAD, Permission.READ, Permission.READ_ORIGINALS}),
+    Role.USER: frozenset({Permission.UPLOAD, Permission.READ, Permission.READ_ORIGINALS}),
+    # Viewers see anonymised media only: no original, no output showing it.
     Role.VIEWER: frozenset({Permission.READ}),
 }
 

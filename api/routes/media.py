@@ -34,7 +34,7 @@ from api.readmodels import (
     table,
     visible_media,
 )
-from api.routes import reports
+from api.routes import downloads, reports, results
 from producers.http import LogPosition
 from producers.ingest import UploadSource
 from projections.stages import COMPLETION_STATUSES
@@ -163,39 +163,6 @@ class MediaDetail(MediaSummary):
         description="Where the item's MediaUploaded is stored; given while the status is"
         " accepted (when the publisher reported it).",
     )
-
-
-class AnalysisResult(BaseModel):
-    event_id: str
-    event_type: str
-    stage: str
-    model_name: str | None
-    model_version: str | None
-    item: dict[str, Any] | None
-    result: dict[str, Any] | None
-    occurred_at: datetime | None
-
-
-class ResultsOut(BaseModel):
-    media_id: str
-    model_versions: dict[str, list[str]] = Field(
-        description="Per stage, the model versions with results (side by side)."
-    )
-    results: list[AnalysisResult]
-
-
-class DownloadLink(BaseModel):
-    kind: str
-    label: str
-    content_type: str | None
-    size_bytes: int | None
-    url: str
-    expires_in: int
-
-
-class DownloadsOut(BaseModel):
-    media_id: str
-    downloads: list[DownloadLink]
 
 
 def _summary(row: dict[str, Any]) -> MediaSummary:
@@ -500,97 +467,6 @@ def get_media(media_id: PathId, principal: Reader, context: Context) -> MediaDet
     return media_detail(context, principal, media_id)
 
 
-@router.get(
-    "/media/{media_id}/results",
-    response_model=ResultsOut,
-    summary="Analysis results per stage and model version, side by side",
-    responses=problem_responses(401, 403, 404),
-)
-def get_results(
-    media_id: PathId,
-    principal: Reader,
-    context: Context,
-    stage: Annotated[str | None, Query(max_length=100, pattern=NO_NUL)] = None,
-    model_version: Annotated[str | None, Query(max_length=200, pattern=NO_NUL)] = None,
-) -> ResultsOut:
-    _require_media(context, principal, media_id)
-    query: dict[str, Any] = {"media_id": media_id, **scope_mongo(principal)}
-    if stage is not None:
-        query["stage"] = stage
-    if model_version is not None:
-        query["model_version"] = model_version
-    documents = list(
-        mongo_collection(context, "analysis_results")
-        .find(query)
-        .sort([("stage", 1), ("model_version", 1), ("occurred_at", 1), ("_id", 1)])
-        .limit(5000)
-    )
-    versions: dict[str, set[str]] = {}
-    results = []
-    for document in documents:
-        if document.get("model_version") is not None:
-            versions.setdefault(document["stage"], set()).add(str(document["model_version"]))
-        results.append(
-            AnalysisResult(
-                event_id=document["event_id"],
-                event_type=document["event_type"],
-                stage=document["stage"],
-                model_name=document.get("model_name"),
-                model_version=document.get("model_version"),
-                item=jsonable_encoder(document.get("item")),
-                result=jsonable_encoder(document.get("result")),
-                occurred_at=document.get("occurred_at"),
-            )
-        )
-    return ResultsOut(
-        media_id=media_id,
-        model_versions={name: sorted(found) for name, found in sorted(versions.items())},
-        results=results,
-    )
-
-
-@router.get(
-    "/media/{media_id}/downloads",
-    response_model=DownloadsOut,
-    summary="Short-lived presigned URLs for the original and every output",
-    responses=problem_responses(401, 403, 404),
-)
-def get_downloads(media_id: PathId, principal: Reader, context: Context) -> DownloadsOut:
-    row = _require_media(context, principal, media_id)
-    ttl = context.settings.api.presigned_url_ttl_s
-    links: list[DownloadLink] = []
-    if row["original_bucket"] and row["original_key"] and row["status"] != "deleted":
-        ref = {"bucket": row["original_bucket"], "key": row["original_key"]}
-        links.append(
-            DownloadLink(
-                kind="original",
-                label=row["filename"] or "original",
-                content_type=row["original_content_type"],
-                size_bytes=row["original_size_bytes"],
-                url=context.blobs.presigned_url(ref, ttl),
-                expires_in=ttl,
-            )
-        )
-    query = sql.SQL(
-        "SELECT * FROM {} WHERE media_id = %s ORDER BY kind, item_label, event_id"
-    ).format(table(context, "outputs"))
-    with context.pg() as conn:
-        outputs = conn.execute(query, (media_id,)).fetchall()
-    for output in outputs:
-        ref = {"bucket": output["output_bucket"], "key": output["output_key"]}
-        links.append(
-            DownloadLink(
-                kind=output["kind"],
-                label=f"{output['item_label']} ({output['model_name']}/{output['model_version']})",
-                content_type=output["output_content_type"],
-                size_bytes=output["output_size_bytes"],
-                url=context.blobs.presigned_url(ref, ttl),
-                expires_in=ttl,
-            )
-        )
-    return DownloadsOut(media_id=media_id, downloads=links)
-
-
 def _snapshot(context: ApiContext, principal: Principal, media_id: str) -> dict[str, Any] | None:
     try:
         detail = media_detail(context, principal, media_id)
@@ -666,4 +542,6 @@ async def media_events(
     return EventSourceResponse(stream(), ping=15)
 
 
+router.include_router(results.router)
+router.include_router(downloads.router)
 router.include_router(reports.router)

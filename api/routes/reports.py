@@ -17,10 +17,10 @@ from psycopg import sql
 from starlette.concurrency import run_in_threadpool
 
 from api.auth.dependencies import Reader
-from api.auth.roles import Principal
+from api.auth.roles import Permission, Principal
 from api.context import ApiContext, get_context
 from api.params import PathId
-from api.problems import not_found, problem_responses
+from api.problems import forbidden, not_found, problem_responses
 from api.readmodels import table, visible_media
 from visionlog.blobstore import EXPORTS, BlobNotFoundError
 
@@ -63,6 +63,9 @@ def _report(context: ApiContext, principal: Principal, media_id: str, refresh: b
         row = visible_media(context, conn, principal, media_id)
     if row is None or row["status"] == "deleted":
         raise not_found(f"no media item {media_id!r}")
+    if not principal.can(Permission.READ_ORIGINALS):
+        # The report embeds the item's pictures as stored, not their anonymised copies.
+        raise forbidden(f"the role {principal.role.value!r} may see anonymised copies only")
     if not refresh:
         try:
             return context.blobs.get_object_bytes(EXPORTS, report_key(media_id))
@@ -78,7 +81,8 @@ def _report(context: ApiContext, principal: Principal, media_id: str, refresh: b
 @router.get(
     "/media/{media_id}/report",
     response_class=Response,
-    summary="The item's combined report (HTML, pictures embedded)",
+    summary="The item's combined report (HTML, pictures embedded; 403 for a role that may"
+    " see anonymised copies only)",
     responses={
         200: {
             "description": "The report page, as stored when the item completed; rendered from"

@@ -70,8 +70,27 @@ def with_model(record: dict[str, Any], version: str) -> dict[str, Any]:
     return record
 
 
+def item_ref(
+    media_id: str,
+    *,
+    page: int | None = None,
+    frame: int | None = None,
+    camera_id: str | None = None,
+) -> dict[str, Any]:
+    """The ItemRef of the whole image, a page or a (camera's) frame."""
+    ref = item(media_id, page=page, frame=frame)
+    ref["camera_id"] = camera_id
+    return ref
+
+
 def text_recognized(
-    media_id: str, owner_id: str, text: str, *, version: str = "ocr==1", seconds: int = 10
+    media_id: str,
+    owner_id: str,
+    text: str,
+    *,
+    version: str = "ocr==1",
+    seconds: int = 10,
+    ref: dict[str, Any] | None = None,
 ) -> ProjectedEvent:
     words = text.split()
     block = {
@@ -86,8 +105,12 @@ def text_recognized(
                 "text": text,
                 "confidence": 0.9,
                 "words": [
-                    {"text": word, "polygon": [{"x": 0.0, "y": 0.0}], "confidence": 0.9}
-                    for word in words
+                    {
+                        "text": word,
+                        "polygon": [{"x": float(index), "y": 0.0}, {"x": index + 1.0, "y": 5.0}],
+                        "confidence": 0.9,
+                    }
+                    for index, word in enumerate(words)
                 ],
             }
         ],
@@ -96,7 +119,7 @@ def text_recognized(
         get_catalog(),
         "TextRecognized",
         media_id=media_id,
-        item=item(media_id),
+        item=ref or item(media_id),
         image_width=64,
         image_height=48,
         blocks=[block],
@@ -119,9 +142,10 @@ def objects_detected(
     camera_id: str | None = None,
     version: str = "det==1",
     seconds: int = 20,
+    ref: dict[str, Any] | None = None,
 ) -> ProjectedEvent:
-    ref = item(media_id)
-    ref["camera_id"] = camera_id
+    if ref is None:
+        ref = item_ref(media_id, camera_id=camera_id)
     record = sample_event(
         get_catalog(),
         "ObjectsDetected",
@@ -148,19 +172,49 @@ def objects_detected(
 
 
 def output_generated(
-    media_id: str, owner_id: str, output: BlobRef | dict[str, Any], *, seconds: int = 30
+    media_id: str,
+    owner_id: str,
+    output: BlobRef | dict[str, Any],
+    *,
+    seconds: int = 30,
+    kind: str = "JSON",
+    ref: dict[str, Any] | None = None,
 ) -> ProjectedEvent:
     record = sample_event(
         get_catalog(),
         "OutputGenerated",
         media_id=media_id,
-        item=None,
-        kind="JSON",
+        item=ref,
+        kind=kind,
         output=dict(output),
         source_event_ids=["e1"],
         generator="visionlog.outputs/0.1.0",
     )
     return projected("OutputGenerated", stamp(record, owner_id, seconds))
+
+
+def media_redacted(
+    media_id: str,
+    owner_id: str,
+    redacted: BlobRef | dict[str, Any],
+    *,
+    ref: dict[str, Any] | None = None,
+    seconds: int = 35,
+) -> ProjectedEvent:
+    """MediaRedacted: the anonymised copy of an image, page or frame."""
+    record = sample_event(
+        get_catalog(),
+        "MediaRedacted",
+        media_id=media_id,
+        item=ref or item(media_id),
+        redacted_image=dict(redacted),
+        method="BLUR",
+        regions=[{"kind": "FACE", "box": bounding_box((1, 1, 5, 5)), "confidence": 0.9}],
+        redacted_text=None,
+        pii_counts={"email": 1},
+        models=[MODEL],
+    )
+    return projected("MediaRedacted", stamp(record, owner_id, seconds))
 
 
 def embedding(
