@@ -123,6 +123,11 @@ class StackSettings(BaseModel):
     registry_management_port: int = 19081
     minio_console_port: int = 19001
     ferretdb_debug_port: int = 18088
+    # FerretDB's storage: a database of the stack's PostgreSQL ("postgresql"), or SQLite
+    # files under its state directory ("sqlite"). bench/mongo_backend.py measured the
+    # PostgreSQL handler faster per event and cheaper in CPU. Switching needs a restart of
+    # ferretdb and a `visionlog replay rebuild mongo`: the other backend starts empty.
+    ferretdb_backend: Literal["sqlite", "postgresql"] = "postgresql"
     java_home: Path | None = None
     kafka_heap: str = "512m"
     registry_heap: str = "384m"
@@ -350,6 +355,15 @@ class ApiSettings(BaseModel):
     presigned_url_ttl_s: int = 300
     sse_poll_interval_s: float = 1.0
     max_page_size: int = 200
+    # PostgreSQL connections per API process (autocommit; requests hold one per query).
+    pool_min_size: int = 4
+    pool_max_size: int = 16
+    # uvicorn worker processes. Honoured only with a Qdrant server (qdrant.url): with the
+    # embedded store one process may open it, and the API process hosts its projection.
+    workers: int = 1
+    # How long a final (completed, completed_with_errors, failed) item's detail is served
+    # from memory before it is read again; 0 turns the cache off.
+    detail_cache_ttl_s: float = 1.0
 
 
 class Settings(BaseSettings):
