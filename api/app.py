@@ -19,9 +19,11 @@ from api.auth.keys import load_signing_key
 from api.auth.roles import Permission
 from api.auth.store import AUTH_SCHEMA, AuthStore
 from api.auth.tokens import TokenService
-from api.context import ApiContext
+from api.context import ApiContext, api_pool
 from api.observability import ObservabilityMiddleware
 from api.problems import Problem, install_problem_handlers, problem_responses
+from api.rebind import rebound_router
+from api.responses import TtlCache
 from api.routes import admin, auth, health, media, search
 from producers import http as ingest_http
 from producers.ingest import Ingestor
@@ -53,7 +55,7 @@ def build_context(
         qdrant_factory = lambda: given  # noqa: E731
     else:
         qdrant_factory = lambda: stores.qdrant_client(settings)  # noqa: E731
-    pool = stores.postgres_pool(settings)
+    pool = api_pool(settings)
     return ApiContext(
         settings=settings,
         pool=pool,
@@ -64,6 +66,7 @@ def build_context(
         qdrant_factory=qdrant_factory,
         accepted=AcceptedUploads(pool, auth_schema, settings.projections.postgres_schema),
         ingestor=ingestor,
+        details=TtlCache(settings.api.detail_cache_ttl_s),
     )
 
 
@@ -111,16 +114,23 @@ def create_app(
     def listener_from_context() -> ingest_http.AcceptedListener:
         return context.accepted.listener
 
-    app.dependency_overrides[ingest_http.current_owner] = owner_from_principal
-    app.dependency_overrides[ingest_http.get_ingestor] = ingestor_from_context
-    app.dependency_overrides[ingest_http.accepted_listener] = listener_from_context
+    # Replaced in the routes' signatures, not through `app.dependency_overrides`: any
+    # override makes FastAPI rebuild every request's dependency tree (see api.rebind).
+    ingest_router = rebound_router(
+        ingest_http.router,
+        {
+            ingest_http.current_owner: owner_from_principal,
+            ingest_http.get_ingestor: ingestor_from_context,
+            ingest_http.accepted_listener: listener_from_context,
+        },
+    )
 
     app.include_router(health.router)
     app.include_router(auth.router)
     # The dependency documents the upload's security in the OpenAPI; the override of
     # `current_owner` enforces the same permission and supplies the owner.
     app.include_router(
-        ingest_http.router,
+        ingest_router,
         prefix="/v1",
         dependencies=[Depends(require(Permission.UPLOAD))],
         responses=problem_responses(401, 403),

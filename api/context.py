@@ -9,12 +9,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from fastapi import Request
+from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 from qdrant_client import QdrantClient
 
 from api.auth.store import AuthStore
 from api.auth.tokens import TokenService
 from api.lag import ReadModelLag
+from api.responses import TtlCache
 from visionlog import stores
 from visionlog.blobstore import BlobStore
 from visionlog.settings import Settings
@@ -50,6 +52,8 @@ class ApiContext:
     # Uploads accepted and not yet in the read model (read your own writes).
     accepted: AcceptedUploads
     ingestor: Ingestor | None = None
+    # Final items' details as sent (JSON), for `settings.api.detail_cache_ttl_s`.
+    details: TtlCache = field(default_factory=lambda: TtlCache(0))
     jobs: dict[str, ReplayJob] = field(default_factory=dict)
     _qdrant: QdrantClient | None = None
     _embedder: TextEmbedder | None = None
@@ -102,6 +106,20 @@ class ApiContext:
             self._qdrant.close()
 
 
-def get_context(request: Request) -> ApiContext:
+def api_pool(settings: Settings) -> ConnectionPool[stores.PgConnection]:
+    """The API's PostgreSQL pool. Autocommit: a read is one round trip instead of three
+    (BEGIN, the query, COMMIT); what must be atomic opens `conn.transaction()`."""
+    return ConnectionPool(
+        settings.postgres.conninfo(),
+        min_size=min(settings.api.pool_min_size, settings.api.pool_max_size),
+        max_size=settings.api.pool_max_size,
+        kwargs={"row_factory": dict_row, "connect_timeout": 10, "autocommit": True},
+        open=True,
+        timeout=30,
+    )
+
+
+async def get_context(request: Request) -> ApiContext:
+    # Async, so FastAPI calls it on the event loop instead of handing it to a thread.
     context: ApiContext = request.app.state.context
     return context

@@ -6,6 +6,9 @@ Needs the platform running (`visionlog run`). For each query it measures, in one
 and prints p50 / p99 latency and throughput, and the API / direct ratios.
 
 Run: .venv/bin/python -m bench.api_latency [--clients 50] [--requests 1000]
+
+The clients here are Python; `bench/api_wrk.py` measures with wrk and pgbench instead, and
+sends PostgreSQL the statements the API's routes actually run.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Security
@@ -59,10 +59,11 @@ def current_principal(
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 
 
-def require(permission: Permission) -> Callable[[Principal], Principal]:
+def require(permission: Permission) -> Callable[[Principal], Awaitable[Principal]]:
     """A dependency that answers 403 unless the principal's role grants `permission`."""
 
-    def check(principal: CurrentPrincipal) -> Principal:
+    # Async: a check this small costs less on the event loop than a trip to a thread.
+    async def check(principal: CurrentPrincipal) -> Principal:
         if not principal.can(permission):
             raise forbidden(f"the role {principal.role.value!r} may not {permission.value}")
         return principal

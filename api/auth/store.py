@@ -177,7 +177,7 @@ class AuthStore:
         A token that was already used (or revoked) revokes its whole family: whoever holds
         it replayed a stolen or leaked token. Returns the outcome and the user id.
         """
-        with self.connect() as conn:
+        with self.connect() as conn, conn.transaction():
             row = conn.execute(
                 self._q(
                     "SELECT jti, family_id, user_id, replaced_by, revoked_at,"

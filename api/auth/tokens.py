@@ -6,8 +6,11 @@ the public key are refused before any signature check could be fooled.
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -18,6 +21,11 @@ from visionlog.settings import ApiSettings
 
 TokenType = Literal["access", "refresh"]
 _REQUIRED_CLAIMS = ["iss", "aud", "exp", "iat", "jti", "sub", "role", "tenant", "typ"]
+# Seconds of clock skew allowed on exp, nbf and iat.
+LEEWAY_S = 5
+# Verified tokens kept in memory, so a client's every request does not verify the same
+# signature again (the most recent ones; each at most until it expires).
+VERIFIED_CACHE_SIZE = 4096
 
 
 class InvalidTokenError(Exception):
@@ -42,10 +50,53 @@ class TokenClaims:
     username: str
 
 
+class VerifiedTokens:
+    """Claims of tokens whose signature and claims checked out, until they expire: a bounded
+    LRU keyed by the token string itself (thread-safe). Revocation is not its business:
+    the caller still checks it on every request."""
+
+    def __init__(
+        self, size: int = VERIFIED_CACHE_SIZE, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.size = size
+        self._clock = clock
+        self._entries: OrderedDict[tuple[str, TokenType], TokenClaims] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, token: str, token_type: TokenType) -> TokenClaims | None:
+        """The cached claims; None when unknown. An expired entry raises, as decoding would."""
+        key = (token, token_type)
+        with self._lock:
+            claims = self._entries.get(key)
+            if claims is None:
+                return None
+            # PyJWT's rule: expired once exp <= now - leeway.
+            if claims.expires_at <= self._clock() - LEEWAY_S:
+                del self._entries[key]
+                raise InvalidTokenError("the token has expired")
+            self._entries.move_to_end(key)
+            return claims
+
+    def put(self, token: str, token_type: TokenType, claims: TokenClaims) -> None:
+        if self.size <= 0:
+            return
+        with self._lock:
+            self._entries[(token, token_type)] = claims
+            self._entries.move_to_end((token, token_type))
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
 class TokenService:
-    def __init__(self, key: SigningKey, settings: ApiSettings) -> None:
+    def __init__(
+        self, key: SigningKey, settings: ApiSettings, verified: VerifiedTokens | None = None
+    ) -> None:
         self.key = key
         self.settings = settings
+        self.verified = verified if verified is not None else VerifiedTokens()
 
     def issue(
         self,
@@ -84,6 +135,16 @@ class TokenService:
         return IssuedToken(token, jti, issued_at + ttl)
 
     def decode(self, token: str, expected_type: TokenType) -> TokenClaims:
+        """The token's claims once its signature and claims check out (each token string is
+        verified once, then served from `verified` until it expires)."""
+        cached = self.verified.get(token, expected_type)
+        if cached is not None:
+            return cached
+        claims = self._verify(token, expected_type)
+        self.verified.put(token, expected_type, claims)
+        return claims
+
+    def _verify(self, token: str, expected_type: TokenType) -> TokenClaims:
         try:
             claims = jwt.decode(
                 token,
@@ -92,7 +153,7 @@ class TokenService:
                 audience=self.settings.jwt_audience,
                 issuer=self.settings.jwt_issuer,
                 options={"require": _REQUIRED_CLAIMS},
-                leeway=5,
+                leeway=LEEWAY_S,
             )
         except jwt.ExpiredSignatureError as exc:
             raise InvalidTokenError("the token has expired") from exc

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import psycopg
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.encoders import jsonable_encoder
 from psycopg import sql
 from pydantic import BaseModel, Field
@@ -28,12 +28,13 @@ from api.problems import ApiError, not_found, problem_responses
 from api.readmodels import (
     decode_cursor,
     encode_cursor,
+    in_scope_mongo,
     mongo_collection,
-    scope_mongo,
     scope_sql,
     table,
     visible_media,
 )
+from api.responses import JSON, model_json, model_response
 from api.routes import downloads, reports, results
 from producers.http import LogPosition
 from producers.ingest import UploadSource
@@ -228,7 +229,7 @@ def _list_media(
         rows = rows[:limit]
         last = rows[-1]
         next_cursor = encode_cursor([last["sort_time"].isoformat(), last["media_id"]])
-    return MediaPage(items=[_summary(row) for row in rows], next_cursor=next_cursor)
+    return MediaPage.model_validate({"items": rows, "next_cursor": next_cursor})
 
 
 @router.get(
@@ -247,10 +248,10 @@ def list_media(
     time_to: Annotated[datetime | None, Query(alias="to")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     cursor: Annotated[str | None, Query(max_length=500, pattern=NO_NUL)] = None,
-) -> MediaPage:
+) -> Response:
     limit = min(limit, context.settings.api.max_page_size)
-    return _list_media(
-        context, principal, status, kind, camera_id, time_from, time_to, limit, cursor
+    return model_response(
+        _list_media(context, principal, status, kind, camera_id, time_from, time_to, limit, cursor)
     )
 
 
@@ -422,8 +423,10 @@ def _read_model_detail(
 ) -> MediaDetail:
     media_id = row["media_id"]
     document = mongo_collection(context, "media_items").find_one(
-        {"_id": media_id, **scope_mongo(principal)}
+        {"_id": media_id}, {"progress": 1, "tenant_id": 1, "owner_id": 1}
     )
+    if document is not None and not in_scope_mongo(document, principal):
+        document = None
     original = None
     if row["original_bucket"] and row["original_key"]:
         original = BlobOut(
@@ -463,8 +466,24 @@ def _read_model_detail(
     summary="One media item: status, percent done, completion summary, progress per stage",
     responses=problem_responses(401, 403, 404),
 )
-def get_media(media_id: PathId, principal: Reader, context: Context) -> MediaDetail:
-    return media_detail(context, principal, media_id)
+def get_media(media_id: PathId, principal: Reader, context: Context) -> Response:
+    # What the caller may see of an item depends on its tenant and owner scope only.
+    key = (media_id, principal.tenant_id, principal.owner_filter)
+    body = context.details.get(key)
+    if body is None:
+        try:
+            detail = media_detail(context, principal, media_id)
+        except BaseException:
+            context.details.discard(key)
+            raise
+        body = model_json(detail)
+        # A final item changes only by a reprocess run or erasure: those show up to
+        # `detail_cache_ttl_s` (twice that while it is read again) late.
+        if detail.status in FINAL_STATUSES:
+            context.details.put(key, body)
+        else:
+            context.details.discard(key)
+    return Response(content=body, media_type=JSON)
 
 
 def _snapshot(context: ApiContext, principal: Principal, media_id: str) -> dict[str, Any] | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
 from psycopg import sql
 from pydantic import BaseModel
 from qdrant_client import models as qm
@@ -26,6 +26,7 @@ from api.readmodels import (
     table,
     visible_media,
 )
+from api.responses import model_response
 
 router = APIRouter(prefix="/v1", tags=["search"])
 Context = Annotated[ApiContext, Depends(get_context)]
@@ -127,9 +128,9 @@ def search_text(
     q: Annotated[str, Query(min_length=1, max_length=500, pattern=NO_NUL)],
     lang: Literal["en", "de"] = "en",
     limit: Annotated[int, Query(ge=1, le=200)] = 20,
-) -> TextSearchOut:
+) -> Response:
     hits = _search_text(context, principal, q, lang, limit)
-    return TextSearchOut(query=q, lang=lang, hits=hits)
+    return model_response(TextSearchOut(query=q, lang=lang, hits=hits))
 
 
 def _best_per_media(
@@ -251,7 +252,7 @@ def list_detections(
     media_id: Annotated[str | None, Query(max_length=200, pattern=NO_NUL)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(max_length=500, pattern=NO_NUL)] = None,
-) -> DetectionPage:
+) -> Response:
     limit = min(limit, context.settings.api.max_page_size)
     scope, params = scope_sql(principal)
     clauses: list[sql.Composable] = [scope]
@@ -289,8 +290,5 @@ def list_detections(
         next_cursor = encode_cursor(
             [last["observed_at"].isoformat(), last["event_id"], last["box_index"]]
         )
-    fields = Detection.model_fields
-    return DetectionPage(
-        items=[Detection(**{name: row[name] for name in fields}) for row in rows],
-        next_cursor=next_cursor,
-    )
+    # Validated in one call from the rows (their other columns are ignored), sent as is.
+    return model_response(DetectionPage.model_validate({"items": rows, "next_cursor": next_cursor}))
