@@ -114,6 +114,11 @@ class QdrantSettings(BaseModel):
     url: str | None = None
     api_key: SecretStr | None = None
     path: Path | None = None
+    # The HNSW graph of every vector collection, set explicitly (Qdrant's defaults): m edges
+    # per node, ef_construct candidates while building. Larger is better recall, more memory
+    # and slower upserts; a new value applies to collections created after it (a rebuild).
+    hnsw_m: int = 16
+    hnsw_ef_construct: int = 100
 
 
 class StackSettings(BaseModel):

@@ -78,6 +78,14 @@ def live_qdrant_generation(settings: Settings, client: QdrantClient) -> str | No
     return found.pop() if found else None
 
 
+def hnsw_config(settings: Settings) -> models.HnswConfigDiff:
+    """The HNSW graph of a new collection, from settings (a Qdrant server builds it; the
+    embedded store searches exhaustively and keeps its defaults)."""
+    return models.HnswConfigDiff(
+        m=settings.qdrant.hnsw_m, ef_construct=settings.qdrant.hnsw_ef_construct
+    )
+
+
 class QdrantProjection:
     name = "qdrant"
     event_types: tuple[str, ...] = EVENT_TYPES
@@ -136,7 +144,9 @@ class QdrantProjection:
     def _create_collection(self, target: str, size: int) -> None:
         name = self.collection(target)
         self.client.create_collection(
-            name, vectors_config=models.VectorParams(size=size, distance=models.Distance.COSINE)
+            name,
+            vectors_config=models.VectorParams(size=size, distance=models.Distance.COSINE),
+            hnsw_config=hnsw_config(self.settings),
         )
         if not self.settings.qdrant_embedded:
             # The embedded store ignores payload indexes (and warns); a server uses them.

@@ -108,3 +108,17 @@ def test_unstorable_embeddings_are_rejected(target: str, vector: list[float], me
     record = embedding(new_media_id(), target, vector=vector)
     with pytest.raises(UnmappableEmbeddingError, match=message):
         point_for_embedding(record)
+
+
+def test_new_collections_get_the_configured_hnsw_graph() -> None:
+    from projections.qdrant.projection import hnsw_config
+    from visionlog.settings import Settings
+
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert (hnsw_config(settings).m, hnsw_config(settings).ef_construct) == (16, 100)
+    tuned = settings.model_copy(
+        update={
+            "qdrant": settings.qdrant.model_copy(update={"hnsw_m": 24, "hnsw_ef_construct": 64})
+        }
+    )
+    assert (hnsw_config(tuned).m, hnsw_config(tuned).ef_construct) == (24, 64)
