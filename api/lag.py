@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 from psycopg_pool import ConnectionPool
 from qdrant_client import QdrantClient
@@ -69,5 +70,9 @@ class ReadModelLag:
                     qdrant_generation=qdrant_generation(self.settings, self.qdrant()),
                 )
         except Exception as error:  # shown in the probe's answer; the stores' checks decide
+            if isinstance(error, KafkaException):
+                # A client that timed out across a broker restart kept timing out: the
+                # next reading asks through a new one.
+                self._admin = None
             return LagReading({}, f"{type(error).__name__}: {error}", time.monotonic())
         return LagReading(lags, None, time.monotonic())

@@ -34,6 +34,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from confluent_kafka import KafkaException
 from psycopg import sql
 
 if __package__ in (None, ""):  # run as a file: make `bench` importable like with -m
@@ -106,6 +107,9 @@ class Currency:
     def __init__(self, settings: Settings, current_lag: int) -> None:
         self.settings = settings
         self.current_lag = current_lag
+        # One client for the run: librdkafka crashed (SIGSEGV) destroying a fresh admin
+        # client every second while the broker was away.
+        self.admin = admin_client(settings.kafka)
 
     def missing(self, accepted: set[str]) -> str:
         """What is not current yet ("" when everything is); any store error counts as
@@ -113,6 +117,10 @@ class Currency:
         try:
             return self._missing(accepted)
         except Exception as error:  # a store that is still away: not current yet
+            if isinstance(error, KafkaException):
+                # A client that timed out across a broker restart kept timing out: the
+                # next check asks through a new one.
+                self.admin = admin_client(self.settings.kafka)
             return f"{type(error).__name__}: {str(error)[:120]}"
 
     def _missing(self, accepted: set[str]) -> str:
@@ -136,7 +144,7 @@ class Currency:
                 )
                 lags = read_model_positions(
                     settings,
-                    admin_client(settings.kafka),
+                    self.admin,
                     postgres=conn,
                     mongo=mongo,
                     qdrant_generation=FIRST_GENERATION,
@@ -265,7 +273,12 @@ def _run(args: argparse.Namespace, settings: Settings, stamp: str) -> int:
         _say(f"warm-up {args.warmup_s:g} s at {args.images_per_s:g} images/s")
         time.sleep(args.warmup_s)
         settled, missing = currency.wait(load.accepted_ids, args.settle_timeout_s)
-        _say(f"current before the faults after {settled} s ({missing or 'nothing missing'})")
+        refusals = [u.error for u in load.records if u.media_id is None]
+        _say(
+            f"{len(load.accepted_ids())} uploads accepted, {len(refusals)} refused "
+            f"({refusals[:1]}); current before the faults after {settled} s "
+            f"({missing or 'nothing missing'})"
+        )
         for fault in args.faults.split(","):
             began_at = datetime.now(UTC).isoformat(timespec="seconds")
             if fault in STORES:

@@ -50,7 +50,10 @@ def isolated_platform(settings: Settings, keep_to: Path, say: Say) -> Iterator[S
     default one. What the load leaves queued when it ends (it is meant to overload) is
     removed with that directory instead of becoming a backlog that the user's next uploads
     wait behind. The platform's logs are copied to `keep_to` first."""
-    taken = [row.name for row in manager.status(settings) if row.managed and row.health.ok]
+    # Embedded Qdrant is a directory, not a server: it takes no port.
+    servers = [row for row in manager.status(settings) if row.managed]
+    embedded = {"qdrant"} if settings.qdrant_embedded else set()
+    taken = [row.name for row in servers if row.health.ok and row.name not in embedded]
     if taken:
         raise StackBusyError(
             f"the local stack is running ({', '.join(taken)}) on the ports the benchmark's own "

@@ -14,6 +14,8 @@ import threading
 import time
 from collections.abc import Mapping
 
+from confluent_kafka import KafkaException
+
 from projections.generations import FIRST_GENERATION
 from projections.lag import Key, ReadModelPositions, read_model_positions
 from visionlog.kafka import admin_client
@@ -105,6 +107,8 @@ class ReadModelLagMonitor:
                         qdrant_generation=FIRST_GENERATION,
                     )
                 except Exception as error:  # counted and shown in the report, never fatal
+                    if isinstance(error, KafkaException):
+                        admin = admin_client(self._settings.kafka)  # a fresh one after a restart
                     self.errors += 1
                     self.last_error = f"{type(error).__name__}: {error}"
                     log.warning("read-model lag sample failed: %s", self.last_error)
