@@ -13,7 +13,7 @@ from confluent_kafka.admin import AdminClient
 from psycopg_pool import ConnectionPool
 from qdrant_client import QdrantClient
 
-from projections.lag import qdrant_generation, read_model_lags
+from projections.lag import qdrant_generation, read_model_positions
 from visionlog import stores
 from visionlog.kafka import admin_client
 from visionlog.settings import Settings
@@ -62,13 +62,13 @@ class ReadModelLag:
             if self._admin is None:
                 self._admin = admin_client(self.settings.kafka)
             with self.pool.connection() as conn:
-                lags = read_model_lags(
+                lags = read_model_positions(
                     self.settings,
                     self._admin,
                     postgres=conn,
                     mongo=self.mongo,
                     qdrant_generation=qdrant_generation(self.settings, self.qdrant()),
-                )
+                ).lags()
         except Exception as error:  # shown in the probe's answer; the stores' checks decide
             if isinstance(error, KafkaException):
                 # A client that timed out across a broker restart kept timing out: the

