@@ -24,6 +24,7 @@ Run: .venv/bin/python -m bench.faults [--images-per-s 0.5] [--outage-s 20]
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -34,6 +35,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import psutil
 from confluent_kafka import KafkaException
 from psycopg import sql
 
@@ -184,12 +186,20 @@ def _outage(settings: Settings, name: str, outage_s: float) -> float:
 
 
 def _crash(settings: Settings, name: str) -> float:
-    """SIGKILL the process and everything in its process group (a container's crash)."""
+    """SIGKILL the process and every process under it at once (a container's crash): its
+    process group, and the processors' workers, which run in sessions of their own."""
     began = time.monotonic()
     row = next(r for r in platform_status(settings) if r.name == name)
     if row.pid is None:
         raise RuntimeError(f"{name} is not running: nothing to crash")
+    try:
+        descendants = psutil.Process(row.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        descendants = []
     os.killpg(os.getpgid(row.pid), signal.SIGKILL)
+    for process in descendants:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.kill()
     return time.monotonic() - began
 
 

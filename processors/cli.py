@@ -21,6 +21,7 @@ from processors import modelstore
 from processors.bindings import ALL_KINDS, COMPLETION_KIND, WORKER_KINDS
 from processors.watchdog import WATCHDOG_BEAT_S, StallWatchdog
 from visionlog.health import Heartbeat, Readiness, serving_health
+from visionlog.priority import child_setup
 from visionlog.settings import get_settings
 
 if TYPE_CHECKING:
@@ -141,10 +142,14 @@ def run(
         if health_port:
             env["VISIONLOG_HEALTH__PORT"] = str(health_port + selected.index(kind))
         niceness = _niceness(kind)
+        # A session of its own is a scheduling group of its own, so the kinds' nice values
+        # order them against each other and against the servers (visionlog.priority);
+        # a worker stops when this supervisor dies.
         children[kind] = subprocess.Popen(
             [sys.executable, "-m", "stack.cli", "processors", "worker", kind],
             env=env,
-            preexec_fn=(lambda: os.nice(niceness)) if niceness else None,
+            start_new_session=True,
+            preexec_fn=child_setup(niceness, die_with_parent_signal=signal.SIGTERM),
         )
         console.print(
             f"[dim]·[/dim] {kind} worker started (pid {children[kind].pid}, nice {niceness})"

@@ -642,17 +642,14 @@ def inbound(event: Any) -> InboundMessage:
 
 def kind_settings(kind: WorkerKind, settings: Settings) -> Settings:
     """The settings a worker of this kind runs with: the live worker tunes its detector
-    for the fastest single frame."""
+    for the fastest single frame, and takes no more frames at once than it serves."""
     if kind.name != "live":
         return settings
     tuning = settings.processors
-    return settings.model_copy(
-        update={
-            "processors": tuning.model_copy(
-                update={"detection_performance_hint": tuning.live_detection_performance_hint}
-            )
-        }
-    )
+    update: dict[str, Any] = {"detection_performance_hint": tuning.live_detection_performance_hint}
+    if tuning.live_max_in_flight:
+        update["max_in_flight"] = tuning.live_max_in_flight
+    return settings.model_copy(update={"processors": tuning.model_copy(update=update)})
 
 
 def build_context(settings: Settings) -> StageContext:

@@ -11,6 +11,8 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from visionlog.priority import child_setup
+
 
 class StackError(RuntimeError):
     """The local stack cannot do what was asked; the message says why and what to do."""
@@ -38,7 +40,7 @@ def spawn(
             env={**os.environ, **(env or {})},
             cwd=cwd,
             start_new_session=True,
-            preexec_fn=(lambda: os.nice(nice)) if nice else None,
+            preexec_fn=child_setup(nice),
         )
     pid_file.write_text(str(process.pid))
     return process.pid

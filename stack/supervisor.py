@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from stack.process import pid_alive, read_pid, terminate
+from visionlog.priority import child_setup
 
 log = logging.getLogger("stack.supervisor")
 
@@ -121,7 +122,7 @@ def launch(child: Child) -> subprocess.Popen[bytes]:
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=(lambda: os.nice(nice)) if nice else None,
+            preexec_fn=child_setup(nice),
         )
     child.pid_file.write_text(str(process.pid))
     return process

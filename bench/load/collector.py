@@ -85,6 +85,7 @@ class _Frame:
     camera: str
     captured_ms: int
     event_id: str
+    published_ms: int
 
 
 @dataclass
@@ -94,7 +95,10 @@ class _State:
 
     frames: dict[str, _Frame] = field(default_factory=dict)  # image key -> frame
     detected: dict[str, int] = field(default_factory=dict)  # image key -> first create time
+    inference: dict[str, float] = field(default_factory=dict)  # image key -> inference ms
     skipped: dict[str, str] = field(default_factory=dict)  # input event id -> reason kind
+    # input event id -> (queue ms, detection stage ms) from the live worker's report
+    timings: dict[str, tuple[float, float]] = field(default_factory=dict)
     sources: dict[str, tuple[int, SourceCounters]] = field(default_factory=dict)
     live: dict[tuple[str, str, str], LiveCounters] = field(default_factory=dict)
     completions: dict[str, Completion] = field(default_factory=dict)
@@ -215,11 +219,12 @@ class EventCollector:
 
     # handlers: each runs under the lock, on the collector thread
 
-    def _frame(self, state: _State, _m: Message, record: dict[str, Any], _t: str) -> None:
+    def _frame(self, state: _State, message: Message, record: dict[str, Any], _t: str) -> None:
         state.frames[record["image"]["key"]] = _Frame(
             record.get("camera_id") or self._cameras.get(record["media_id"], "?"),
             epoch_ms(record["captured_at"]),
             record["envelope"]["event_id"],
+            _create_time(message),
         )
 
     def _detected(self, state: _State, message: Message, record: dict[str, Any], _t: str) -> None:
@@ -228,6 +233,7 @@ class EventCollector:
         if item.get("camera_id") or record["media_id"] in self._cameras:
             key = item["image"]["key"]
             state.detected[key] = min(at, state.detected.get(key, at))
+            state.inference.setdefault(key, float(record["inference_ms"]))
         else:
             media_id = record["media_id"]
             state.detections[media_id] = min(at, state.detections.get(media_id, at))
@@ -237,10 +243,17 @@ class EventCollector:
             return
         for outcome in record.get("outcomes") or []:
             reason = (outcome.get("reason") or "").strip().lower()
-            if outcome.get("stage") == "detection" and outcome.get("status") == "SKIPPED":
+            if outcome.get("stage") != "detection":
+                continue
+            if outcome.get("status") == "SKIPPED":
                 kind = next((k for k in SKIP_REASONS if reason.startswith(k)), None)
                 if kind is not None:
                     state.skipped[record["input_event_id"]] = kind
+            elif outcome.get("status") == "DONE":
+                state.timings[record["input_event_id"]] = (
+                    float(record["queue_ms"]),
+                    float(outcome["duration_ms"]),
+                )
 
     def _status(self, state: _State, _m: Message, record: dict[str, Any], _t: str) -> None:
         camera = record["camera_id"]
@@ -300,6 +313,10 @@ class EventCollector:
                     captured_ms=frame.captured_ms,
                     detected_ms=state.detected.get(key),
                     skipped=state.skipped.get(frame.event_id),
+                    published_ms=frame.published_ms,
+                    queue_ms=state.timings.get(frame.event_id, (None, None))[0],
+                    stage_ms=state.timings.get(frame.event_id, (None, None))[1],
+                    inference_ms=state.inference.get(key),
                 )
                 for key, frame in state.frames.items()
             ]

@@ -44,6 +44,14 @@ class FrameOutcome:
     detected_ms: int | None = None
     # "stale" or "superseded" when the live worker reported it skipped.
     skipped: str | None = None
+    # Where an analysed frame's time went: create time of its FrameCaptured on Kafka, and
+    # from the live worker's report the wait before its detection started and how long
+    # detection took (fetch, decode, inference).
+    published_ms: int | None = None
+    queue_ms: float | None = None
+    stage_ms: float | None = None
+    # The detector's own inference time, part of stage_ms.
+    inference_ms: float | None = None
 
 
 @dataclass(frozen=True)

@@ -177,6 +177,8 @@ def _camera_rows(report: Report, config: RunConfig, timeline: Timeline, seen: Ob
         report.rows.append(drift_row)
         balance_row, balance = _balance_row(camera, frames, seen)
         report.rows.append(balance_row)
+        breakdown_row, breakdown = _breakdown_row(camera, frames, timeline)
+        report.rows.append(breakdown_row)
         live = [counters for counters in seen.live if counters.camera == camera]
         for counters in live:
             report.rows.append(
@@ -199,6 +201,7 @@ def _camera_rows(report: Report, config: RunConfig, timeline: Timeline, seen: Ob
             ],
             "max_drift_ms": drift,
             "frames": balance,
+            "breakdown": breakdown,
             "worker_reports": [asdict(counters) for counters in live],
         }
     report.data["cameras"] = cameras
@@ -217,6 +220,56 @@ def _minute_row(camera: str, minute: MinuteLatency) -> Row:
         f"p99 ≤ {_s(P99_LIMIT_MS)}",
         _verdict(ok),
     )
+
+
+# Where an analysed frame's capture→detection time went, in order.
+BREAKDOWN_PARTS = (
+    "capture→published",
+    "published→started",
+    "inference",
+    "rest of detection",
+    "after detection",
+)
+
+
+def _breakdown_row(
+    camera: str, frames: list[FrameOutcome], timeline: Timeline
+) -> tuple[Row, dict[str, Any]]:
+    """p50 / p99 of each part for the frames of the load (not the warm-up) the live worker
+    analysed: the camera producer (capture to its event on Kafka), the wait for the
+    camera's lane, the detector's inference, the rest of the detection stage (blob fetch,
+    decode, waiting for the detector) and what follows it (tracking, encoding,
+    publishing)."""
+    parts: dict[str, list[float]] = {name: [] for name in BREAKDOWN_PARTS}
+    for frame in frames:
+        if (
+            frame.captured_ms < timeline.start_ms
+            or frame.detected_ms is None
+            or frame.published_ms is None
+            or frame.queue_ms is None
+            or frame.stage_ms is None
+            or frame.inference_ms is None
+        ):
+            continue
+        published = frame.published_ms - frame.captured_ms
+        total = frame.detected_ms - frame.captured_ms
+        values = (
+            published,
+            frame.queue_ms - published,
+            frame.inference_ms,
+            frame.stage_ms - frame.inference_ms,
+            total - frame.queue_ms - frame.stage_ms,
+        )
+        for name, value in zip(BREAKDOWN_PARTS, values, strict=True):
+            parts[name].append(value)
+    stats = {name: LatencyStats.of(values) for name, values in parts.items()}
+    text = "; ".join(
+        f"{name} " + ("no data" if s is None else f"p50 {_s(s.p50_ms)} p99 {_s(s.p99_ms)}")
+        for name, s in stats.items()
+    )
+    return Row(f"{camera} where the time went", text), {
+        name: _stats_data(s) for name, s in stats.items()
+    }
 
 
 def _drift_row(camera: str, minutes: list[MinuteLatency]) -> tuple[Row, float | None]:

@@ -355,3 +355,27 @@ def test_read_model_lag_rows_judge_each_minute_of_the_load_only() -> None:
     assert [rows[f"mongo read-model lag m{m}"].result for m in (1, 2, 3)] == [PASS, FAIL, PASS]
     assert rows["mongo read-model lag m2"].measured.startswith("n 60  p50 9.00 s")
     assert report.data["read_model_lag"]["postgres"][0]["lag"]["max_ms"] == 200.0
+
+
+def test_breakdown_splits_an_analysed_frames_latency_into_its_parts() -> None:
+    captured = START + 1_000
+    timed = FrameOutcome(
+        "cam-1",
+        captured,
+        captured + 900,
+        published_ms=captured + 100,
+        queue_ms=400.0,
+        stage_ms=350.0,
+        inference_ms=50.0,
+    )
+    untimed = FrameOutcome("cam-1", captured + 200, captured + 1_200)
+    warm_up = replace(timed, captured_ms=START - 5_000)
+    seen = replace(_healthy(), frames=[timed, untimed, warm_up])
+    report = build_report(CONFIG, TIMELINE, seen)
+    row = next(r for r in report.rows if r.what == "cam-1 where the time went")
+    # 100 ms to Kafka, 300 ms waiting for the lane, 350 ms detecting (50 of them in the
+    # detector), 150 ms after it.
+    parts = report.data["cameras"]["cam-1"]["breakdown"]
+    assert [parts[name]["p50_ms"] for name in parts] == [100, 300, 50, 300, 150]
+    assert all(parts[name]["count"] == 1 for name in parts)  # untimed and warm-up left out
+    assert "published→started p50 0.30 s" in row.measured
