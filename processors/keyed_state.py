@@ -27,7 +27,30 @@ def key_partition(key: bytes, partitions: int) -> int:
 
 
 class KeyPartitionedTable(faust.Table):  # type: ignore[type-arg]
-    """A faust table that writes each key's changelog to the key's own partition."""
+    """A faust table that writes each key's changelog to the key's own partition, and can
+    wait until its changelog writes are acknowledged by the brokers.
+
+    faust commits an input's offset after flushing its producer, but that flush gives up
+    after 0.1 s without progress (`faust.transport.producer.ProducerBuffer.flush_atmost`),
+    so an offset could be committed before the state its event wrote reached the
+    changelog; a crash then recovered a state that never saw the event, and the event was
+    not read again. A worker awaits `written()` before it acknowledges an input."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.unconfirmed: set[asyncio.Future[Any]] = set()
+
+    def send_changelog(self, *args: Any, **kwargs: Any) -> Any:
+        future = super().send_changelog(*args, **kwargs)
+        self.unconfirmed.add(future)
+        future.add_done_callback(self.unconfirmed.discard)
+        return future
+
+    async def written(self) -> None:
+        """Wait until every changelog write made so far is acknowledged by the brokers;
+        raises the first failure."""
+        if self.unconfirmed:
+            await asyncio.gather(*list(self.unconfirmed))
 
     def partition_for_key(self, key: Any) -> int | None:
         partitions = self.partitions or self.changelog_topic.partitions
@@ -126,6 +149,14 @@ class TableState:
         with self._lock:
             self._pending[raw] = value
         loop.call_soon_threadsafe(self._apply, raw, value)
+
+    async def written(self) -> None:
+        """Wait until every write so far is in the changelog (see `KeyPartitionedTable`).
+        Writes handed over from a stage thread are applied before the handing thread's
+        result reaches the loop, so they are among them."""
+        written = getattr(self.table, "written", None)
+        if written is not None:
+            await written()
 
     def _apply(self, raw: bytes, value: bytes) -> None:
         self.table[raw] = value

@@ -446,6 +446,9 @@ class Scheduler:
                 handled = _all_or_first_failure(
                     await asyncio.gather(*publishing, return_exceptions=True)
                 )
+                # Per-key state (tracks) the message wrote must be in its changelog before
+                # the message may be committed.
+                await self._state_written()
                 await pending.stream.ack(pending.event)
                 self._account(routed, handled, analysed=bool(running))
         except asyncio.CancelledError:
@@ -456,6 +459,16 @@ class Scheduler:
             for _previous, done in gates.values():
                 if not done.done():
                     done.set_result(None)
+
+    async def _state_written(self) -> None:
+        state = self.core.context.state
+        if isinstance(state, TableState):
+            try:
+                await state.written()
+            except Exception as error:
+                raise PublishError(
+                    f"a state changelog write was not acknowledged: {error!r}"
+                ) from error
 
     async def _conclude(
         self,

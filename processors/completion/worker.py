@@ -109,6 +109,7 @@ class CompletionWorker:
         media_id = str(record["media_id"])
         if event_type == "MediaDeleted":
             self.table.pop(media_id.encode(), None)
+            await self.table.written()
             return
         state = self._load(media_id)
         if event_type == "MediaUploaded":
@@ -131,6 +132,9 @@ class CompletionWorker:
         if any(run.progress_dirty and not run.completed for run in state.runs.values()):
             self.dirty[media_id] = time.monotonic()
         self._save(state)
+        # The event is acknowledged when the agent takes the next one: only once its state
+        # is in the changelog, so a crash never commits an event its state lacks.
+        await self.table.written()
         await self._maybe_progress(media_id)
 
     # ------------------------------------------------------------------ publishing

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from processors.memory import release_freed_memory
 from processors.ocr.geometry import Image
 from processors.ocr.pipeline import OcrPipeline
 from processors.ocr.record import text_recognized_fields
@@ -67,4 +68,10 @@ def recognise_text(event: dict[str, Any], ctx: StageContext) -> list[Outgoing]:
     image = ctx.load_image(item_ref(event)["image"])
     # The worker's pipeline reads several pages at once (one per stage thread, up to
     # `processors.ocr_parallel_pages`); no lock around it.
-    return [text_recognized(event, image, ctx.engines.ocr(), identity)]
+    try:
+        return [text_recognized(event, image, ctx.engines.ocr(), identity)]
+    finally:
+        # A page's line crops and batches are freed now; without a trim glibc keeps the
+        # largest pages' peak resident for the worker's life.
+        del image
+        release_freed_memory()
