@@ -293,9 +293,13 @@ class ProjectionSettings(BaseModel):
     # A store write that takes longer than this pauses the projection's partitions and
     # keeps polling, so the consumer stays in its group (max.poll.interval) while it waits.
     pause_after_s: float = 1.0
-    # The consumer's group timeouts (librdkafka's defaults); max_poll_interval_ms must be
-    # at least session_timeout_ms.
-    session_timeout_ms: int = 45_000
+    # The consumer's group timeouts; max_poll_interval_ms must be at least
+    # session_timeout_ms. A projection killed without leaving its group holds its
+    # partitions until its session expires: with librdkafka's 45 s default the restarted
+    # projection waited that long (read models current 80 s after a SIGKILL under
+    # bench/faults.py). Heartbeats come from librdkafka's own thread, and the polling
+    # thread never waits on a store, so 10 s is safe.
+    session_timeout_ms: int = 10_000
     max_poll_interval_ms: int = 300_000
 
 

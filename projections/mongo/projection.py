@@ -47,22 +47,29 @@ log = logging.getLogger(__name__)
 POINTER_COLLECTION = "read_model_generations"
 POINTER_ID = "current"
 
+# Every index is maintained on every write, and FerretDB on PostgreSQL stores a document
+# as one jsonb value, so each update rewrites an entry in every index of its collection
+# (media items are updated on every progress event). Kept: what the projection itself
+# filters by (results by media id, for erasure) and one listing per tenant for downstream
+# readers; the API reads MongoDB only by `_id`.
 _INDEXES: dict[str, list[list[tuple[str, int]]]] = {
     MEDIA_ITEMS: [
         [("tenant_id", ASCENDING), ("owner_id", ASCENDING), ("uploaded_at", DESCENDING)],
         [("tenant_id", ASCENDING), ("status", ASCENDING)],
-        [("owner_id", ASCENDING)],
-        [("status", ASCENDING)],
-        [("uploaded_at", DESCENDING)],
     ],
     ANALYSIS_RESULTS: [
         [("media_id", ASCENDING), ("stage", ASCENDING), ("model_version", ASCENDING)],
         [("tenant_id", ASCENDING), ("stage", ASCENDING), ("occurred_at", DESCENDING)],
-        [("tenant_id", ASCENDING), ("result.class_names", ASCENDING)],
     ],
     DOCUMENTS: [
         [("tenant_id", ASCENDING), ("owner_id", ASCENDING)],
     ],
+}
+# Indexes earlier layouts created that nothing queries (prefixes of the kept ones, or
+# covered by PostgreSQL's detections table); dropped where they exist.
+_RETIRED_INDEXES: dict[str, tuple[str, ...]] = {
+    MEDIA_ITEMS: ("owner_id_1", "status_1", "uploaded_at_-1"),
+    ANALYSIS_RESULTS: ("tenant_id_1_result.class_names_1",),
 }
 _TEXT_INDEXES: dict[str, list[tuple[str, str]]] = {
     ANALYSIS_RESULTS: [
@@ -106,6 +113,10 @@ def ensure_indexes(settings: Settings, generation: str, client: MongoClient) -> 
         collection = database[collection_name(base, generation)]
         for keys in indexes:
             collection.create_index(keys)
+        existing = set(collection.index_information())
+        for retired in _RETIRED_INDEXES.get(base, ()):
+            if retired in existing:
+                collection.drop_index(retired)
     for base, text_keys in _TEXT_INDEXES.items():
         name = collection_name(base, generation)
         try:

@@ -456,3 +456,27 @@ def test_a_dead_letter_after_a_work_report_gives_the_fuller_last_error(
         stage = _doc(mongo_database, client, MEDIA_ITEMS, generation, media_id)["progress"]["ocr"]
         assert stage["last_error"]["error_type"] == "PermanentStageError"
         assert stage["failed"] == 1
+
+
+def test_indexes_nothing_queries_are_dropped_and_the_used_ones_kept(
+    mongo_database: Settings, client: MongoClient
+) -> None:
+    from pymongo import ASCENDING, DESCENDING
+
+    from projections.mongo.projection import ensure_indexes
+
+    database = client[mongo_database.mongo.database]
+    items = database[f"{MEDIA_ITEMS}_g7"]
+    results = database[f"{ANALYSIS_RESULTS}_g7"]
+    # What an earlier layout left behind.
+    items.create_index([("owner_id", ASCENDING)])
+    items.create_index([("uploaded_at", DESCENDING)])
+    results.create_index([("tenant_id", ASCENDING), ("result.class_names", ASCENDING)])
+    ensure_indexes(mongo_database, "g7", client)
+    ensure_indexes(mongo_database, "g7", client)  # idempotent
+    item_indexes = set(items.index_information())
+    result_indexes = set(results.index_information())
+    assert not {"owner_id_1", "uploaded_at_-1", "status_1"} & item_indexes
+    assert "tenant_id_1_result.class_names_1" not in result_indexes
+    assert {"tenant_id_1_owner_id_1_uploaded_at_-1", "tenant_id_1_status_1"} <= item_indexes
+    assert "media_id_1_stage_1_model_version_1" in result_indexes
