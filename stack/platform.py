@@ -54,7 +54,8 @@ class PlatformProcess:
 
 PROCESSES: tuple[PlatformProcess, ...] = (
     PlatformProcess("processors", ("processors", "run")),
-    PlatformProcess("projections", ("projections", "run"), nice=5),
+    # Read models keep up at the live worker's priority (see FerretDBService.nice).
+    PlatformProcess("projections", ("projections", "run")),
     PlatformProcess("reprocess-worker", ("replay", "worker"), nice=15),
     PlatformProcess("api", ("api", "serve")),
 )

@@ -224,9 +224,10 @@ class ProcessorSettings(BaseModel):
     # supervisor starts a fresh one (a hung worker would otherwise hold its partitions).
     startup_timeout_s: float = 300.0
     stall_timeout_s: float = 180.0
-    # A stage job running longer than this is stuck (the longest real one, OCR of a giant
-    # page, takes about a minute): the worker writes the stacks to its log and exits, and
-    # its unacknowledged inputs are read again by the fresh one. 0 turns the check off.
+    # A stage job running longer than this since it started or last noted progress (a
+    # render notes each page) is stuck (the longest real step, OCR of a giant page, takes
+    # about a minute): the worker writes the stacks to its log and exits, and its
+    # unacknowledged inputs are read again by the fresh one. 0 turns the check off.
     stage_timeout_s: float = 300.0
     inference_threads: int = 2
     # The OpenVINO runtime (processors/openvino_runtime.py). f32, because OpenVINO picks

@@ -41,6 +41,7 @@ from visionlog.media.keys import frame_key, page_key
 from visionlog.profiles import stage_wanted
 from visionlog.settings import IngestSettings
 from visionlog.stream.deadletter import part_failure
+from visionlog.stream.priority_pool import note_progress
 
 STAGE_NAME = "render"
 _NEEDS_PASSWORD = frozenset({RejectReason.ENCRYPTED, RejectReason.WRONG_PASSWORD})
@@ -121,6 +122,7 @@ def render_document(event: dict[str, Any], ctx: StageContext) -> list[Outgoing]:
             # Only the small record is kept; the page's pixels and PNG go with `page`.
             del page
             outputs.append(Outgoing("PageRendered", record, media_id))
+            note_progress()
     return outputs
 
 
@@ -162,6 +164,7 @@ def sample_video(event: dict[str, Any], ctx: StageContext) -> list[Outgoing]:
                     "max_age_ms": None,
                 }
                 outputs.append(Outgoing("FrameCaptured", record, media_id))
+                note_progress()
         except video.FrameDecodeError as exc:
             # The frames before the break stand; the rest of the video is unreadable.
             outputs.append(_failed_part(event, f"frame-{exc.frame_index:08d}", exc))

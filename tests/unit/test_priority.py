@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -84,3 +85,32 @@ def test_a_worker_stops_when_its_supervisor_is_killed(tmp_path: Path) -> None:
     while _alive(worker) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not _alive(worker), "the worker outlived its supervisor"
+
+
+def test_a_long_job_that_notes_progress_is_not_counted_as_stuck() -> None:
+    from visionlog.stream.priority_pool import PriorityThreadPool, note_progress
+
+    pool = PriorityThreadPool(1)
+    try:
+        release = threading.Event()
+        noted = threading.Event()
+
+        def long_job() -> None:
+            time.sleep(0.3)
+            note_progress()
+            noted.set()
+            release.wait(10)
+
+        future = pool.submit(long_job)
+        time.sleep(0.25)
+        assert pool.longest_running_s() >= 0.2
+        assert noted.wait(5)
+        # The clock restarted when the job said it was still working.
+        assert pool.longest_running_s() < 0.2
+        release.set()
+        future.result(5)
+        assert pool.longest_running_s() == 0.0
+        note_progress()  # outside a pool's thread: nothing happens
+    finally:
+        release.set()
+        pool.shutdown()

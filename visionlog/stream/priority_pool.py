@@ -23,6 +23,20 @@ LIVE_PRIORITY = 0
 BATCH_PRIORITY = 1
 
 
+# The pool whose thread runs the current job (unset outside a pool's threads).
+_current = threading.local()
+
+
+def note_progress() -> None:
+    """Called by a long job between its steps (a page rendered, a frame sampled): the job is
+    alive, and its running time for the stuck-job check (`longest_running_s`) counts from
+    now. A 60-page render at low CPU priority on a busy host runs for minutes without
+    being stuck; outside a pool's thread this does nothing."""
+    pool = getattr(_current, "pool", None)
+    if pool is not None:
+        pool._restart_clock(threading.get_ident())
+
+
 class PriorityThreadPool(Executor):
     def __init__(self, max_workers: int, thread_name_prefix: str = "pool") -> None:
         if max_workers < 1:
@@ -54,7 +68,8 @@ class PriorityThreadPool(Executor):
         return future
 
     def longest_running_s(self) -> float:
-        """How long the oldest job still running has run (0 when all threads are idle)."""
+        """How long the oldest job still running has run since it started or last noted
+        progress (0 when all threads are idle)."""
         with self._lock:
             starts = list(self._started.values())
         return time.monotonic() - min(starts) if starts else 0.0
@@ -82,7 +97,13 @@ class PriorityThreadPool(Executor):
             for thread in self._threads:
                 thread.join()
 
+    def _restart_clock(self, thread: int) -> None:
+        with self._lock:
+            if thread in self._started:
+                self._started[thread] = time.monotonic()
+
     def _serve(self) -> None:
+        _current.pool = self
         while True:
             _, _, job = self._jobs.get()
             if job is None:
