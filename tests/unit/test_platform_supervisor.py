@@ -77,7 +77,10 @@ def test_platform_processes_keep_their_argv_nice_pid_files_and_logs(tmp_path: Pa
     settings = Settings(state_dir=tmp_path)
     projections = next(p for p in PROCESSES if p.name == "projections").child(settings)
     assert projections.command == (sys.executable, "-m", "stack.cli", "projections", "run")
-    assert projections.nice == 5
+    # The read side keeps the live worker's priority; the reprocess worker yields.
+    assert projections.nice == 0
+    reprocess = next(p for p in PROCESSES if p.name == "reprocess-worker").child(settings)
+    assert reprocess.nice == 15
     assert projections.pid_file == tmp_path / "run/projections.pid"
     assert projections.log_file == tmp_path / "logs/projections.log"
     assert projections.marker == "projections run"
