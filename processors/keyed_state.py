@@ -154,9 +154,7 @@ class TableState:
         """Wait until every write so far is in the changelog (see `KeyPartitionedTable`).
         Writes handed over from a stage thread are applied before the handing thread's
         result reaches the loop, so they are among them."""
-        written = getattr(self.table, "written", None)
-        if written is not None:
-            await written()
+        await self.table.written()
 
     def _apply(self, raw: bytes, value: bytes) -> None:
         self.table[raw] = value

@@ -9,12 +9,9 @@ nothing.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
+from visionlog.libc import LIBC
 
-_libc_name = ctypes.util.find_library("c")
-_libc = ctypes.CDLL(_libc_name) if _libc_name else None
-_trim = getattr(_libc, "malloc_trim", None)
+_trim = getattr(LIBC, "malloc_trim", None)
 
 
 def release_freed_memory() -> bool:

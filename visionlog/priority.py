@@ -21,18 +21,15 @@ still ends its workers.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import os
 import signal
 from collections.abc import Callable
 
+# Loaded in the parent: a child between fork and exec should not load libraries.
+from visionlog.libc import LIBC
+
 AUTOGROUP = "/proc/self/autogroup"
 _PR_SET_PDEATHSIG = 1
-
-# Loaded in the parent: a child between fork and exec should not load libraries.
-_libc_name = ctypes.util.find_library("c")
-_libc = ctypes.CDLL(_libc_name, use_errno=True) if _libc_name else None
 
 
 def set_group_nice(niceness: int) -> bool:
@@ -59,8 +56,8 @@ def lower_priority(niceness: int) -> None:
 
 def die_with_parent(signum: int = signal.SIGTERM) -> None:
     """Ask the kernel to send `signum` to this process when its parent exits."""
-    if _libc is not None:
-        _libc.prctl(_PR_SET_PDEATHSIG, int(signum), 0, 0, 0)
+    if LIBC is not None:
+        LIBC.prctl(_PR_SET_PDEATHSIG, int(signum), 0, 0, 0)
 
 
 def child_setup(niceness: int, *, die_with_parent_signal: int | None = None) -> Callable[[], None]:

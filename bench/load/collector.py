@@ -97,8 +97,9 @@ class _State:
     detected: dict[str, int] = field(default_factory=dict)  # image key -> first create time
     inference: dict[str, float] = field(default_factory=dict)  # image key -> inference ms
     skipped: dict[str, str] = field(default_factory=dict)  # input event id -> reason kind
-    # input event id -> (queue ms, detection stage ms) from the live worker's report
-    timings: dict[str, tuple[float, float]] = field(default_factory=dict)
+    # input event id -> from the live worker's report: wait before detection, its time
+    queue_ms: dict[str, float] = field(default_factory=dict)
+    stage_ms: dict[str, float] = field(default_factory=dict)
     sources: dict[str, tuple[int, SourceCounters]] = field(default_factory=dict)
     live: dict[tuple[str, str, str], LiveCounters] = field(default_factory=dict)
     completions: dict[str, Completion] = field(default_factory=dict)
@@ -250,10 +251,8 @@ class EventCollector:
                 if kind is not None:
                     state.skipped[record["input_event_id"]] = kind
             elif outcome.get("status") == "DONE":
-                state.timings[record["input_event_id"]] = (
-                    float(record["queue_ms"]),
-                    float(outcome["duration_ms"]),
-                )
+                state.queue_ms[record["input_event_id"]] = float(record["queue_ms"])
+                state.stage_ms[record["input_event_id"]] = float(outcome["duration_ms"])
 
     def _status(self, state: _State, _m: Message, record: dict[str, Any], _t: str) -> None:
         camera = record["camera_id"]
@@ -314,8 +313,8 @@ class EventCollector:
                     detected_ms=state.detected.get(key),
                     skipped=state.skipped.get(frame.event_id),
                     published_ms=frame.published_ms,
-                    queue_ms=state.timings.get(frame.event_id, (None, None))[0],
-                    stage_ms=state.timings.get(frame.event_id, (None, None))[1],
+                    queue_ms=state.queue_ms.get(frame.event_id),
+                    stage_ms=state.stage_ms.get(frame.event_id),
                     inference_ms=state.inference.get(key),
                 )
                 for key, frame in state.frames.items()
