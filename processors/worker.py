@@ -34,7 +34,7 @@ import signal
 import ssl
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -66,6 +66,7 @@ from visionlog.settings import KafkaSettings, Settings
 from visionlog.stream.admission import LatestWins, stale_reason
 from visionlog.stream.headers import TRACEPARENT
 from visionlog.stream.messages import InboundMessage, normalise_headers
+from visionlog.stream.ordered_acks import AckTicket, OrderedAcks
 from visionlog.stream.priority_pool import BATCH_PRIORITY, LIVE_PRIORITY, PriorityThreadPool
 from visionlog.topics import full_topic_name, topic_for_event
 
@@ -209,6 +210,7 @@ class _Pending:
     routed: Routed
     event: Any
     stream: Any
+    ticket: AckTicket[tuple[Any, Any]]
 
 
 @dataclass
@@ -248,6 +250,8 @@ class Scheduler:
         # Live frames' stage work goes ahead of queued batch work on the stage threads.
         self.executor = PriorityThreadPool(stage_threads, thread_name_prefix=f"{core.worker}-stage")
         self.latest: LatestWins[_Pending] = LatestWins()
+        # Acks go to faust in each partition's log order (see visionlog.stream.ordered_acks).
+        self.acks: OrderedAcks[tuple[Any, Any]] = OrderedAcks()
         # Per media item (or camera) and stage: the turn of its latest message.
         self.tails: dict[tuple[str, str], asyncio.Future[None]] = {}
         self.detached: set[asyncio.Task[None]] = set()
@@ -260,9 +264,12 @@ class Scheduler:
 
     async def admit(self, event: Any, stream: Any) -> None:
         message = inbound(event)
+        ticket = self.acks.admit(
+            (message.topic, message.partition), message.offset, (event, stream)
+        )
         routed = self.core.route(message)
         if isinstance(routed, Ignored):
-            await stream.ack(event)
+            await self._release(ticket)
             self.counts["ignored"] += 1
             return
         if isinstance(routed, Undecodable):
@@ -275,10 +282,10 @@ class Scheduler:
                 routed.failure.message,
             )
             await self._deliver([self.core.undecodable(routed)])
-            await stream.ack(event)
+            await self._release(ticket)
             self.counts["dead_lettered"] += 1
             return
-        pending = _Pending(routed, event, stream)
+        pending = _Pending(routed, event, stream, ticket)
         if routed.deadline_bound:
             self._admit_live(pending)
             return
@@ -286,6 +293,14 @@ class Scheduler:
         # is full, faust's buffer fills and the partition is paused.
         await self.slots.acquire(_priority(routed))
         self._spawn(pending, holds_slot=True)
+
+    async def _release(self, ticket: AckTicket[tuple[Any, Any]]) -> None:
+        """Acks the message once it and every earlier message of its partition are done."""
+        for event, stream in self.acks.finish(ticket):
+            await stream.ack(event)
+
+    def partitions_revoked(self, positions: Iterable[tuple[str, int]]) -> None:
+        self.acks.revoke(positions)
 
     def _admit_live(self, pending: _Pending) -> None:
         routed = pending.routed
@@ -449,7 +464,7 @@ class Scheduler:
                 # Per-key state (tracks) the message wrote must be in its changelog before
                 # the message may be committed.
                 await self._state_written()
-                await pending.stream.ack(pending.event)
+                await self._release(pending.ticket)
                 self._account(routed, handled, analysed=bool(running))
         except asyncio.CancelledError:
             raise
@@ -747,6 +762,12 @@ def build_worker(
     for topic_name in input_topics(kind, settings.kafka):
         topic = app.topic(topic_name, key_type=bytes, value_type=bytes)
         app.agent(topic, name=f"{kind.name}.{topic_name}")(make_agent(topic_name))
+
+    def on_revoked(_sender: Any, /, *args: Any, **_kwargs: Any) -> None:
+        revoked: Iterable[Any] = args[0] if args else ()
+        scheduler.partitions_revoked((tp.topic, tp.partition) for tp in revoked)
+
+    app.on_partitions_revoked.connect(on_revoked)
 
     if isinstance(context.state, TableState):
         state = context.state

@@ -100,8 +100,13 @@ class GuardedUpdate:
     update: dict[str, dict[str, Any]]
 
     @property
+    def position_key(self) -> str:
+        """The key of this update's partition inside the document's `log_positions`."""
+        return f"{field_key(self.topic)}:{self.partition}"
+
+    @property
     def guard_field(self) -> str:
-        return f"log_positions.{field_key(self.topic)}:{self.partition}"
+        return f"log_positions.{self.position_key}"
 
     def filter(self) -> dict[str, Any]:
         # `$not: {$gte}` also matches a document that has no position for the partition yet.

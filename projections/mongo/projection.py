@@ -31,12 +31,15 @@ from projections.mongo.documents import (
     MEDIA_ITEMS,
     PROJECTION_TIME_FIELDS,
     STATUS_DELETED,
+    ConditionalUpdate,
     Erasure,
     EventWrites,
+    GuardedUpdate,
     UnmappableEventError,
     collection_name,
     writes_for_event,
 )
+from projections.mongo.merge import first_of_each, fold_updates
 from projections.runtime import PoisonEventError, ProjectedEvent, TopicPartitionKey
 from visionlog.errors import ContractError
 from visionlog.settings import Settings
@@ -201,37 +204,86 @@ class MongoProjection:
         # the erasure and must not bring the item back.
         skipped = tombstoned | set(erased_now)
         now = datetime.now(UTC)
-        upserts: dict[str, list[UpdateOne]] = defaultdict(list)
-        conditional: dict[str, list[UpdateOne]] = defaultdict(list)
-        guarded: list[UpdateOne] = []
+        # In log order: per collection and document, the upserts; per document and
+        # partition, the guarded updates.
+        upserts: dict[str, dict[str, list[dict[str, dict[str, Any]]]]] = defaultdict(dict)
+        conditional: dict[str, list[ConditionalUpdate]] = defaultdict(list)
+        guarded: list[GuardedUpdate] = []
         for writes in batch:
             if writes.media_id in skipped:
                 continue
             for upsert in writes.upserts:
-                update = {operator: dict(values) for operator, values in upsert.update.items()}
-                update.setdefault("$set", {})["projected_at"] = now
-                upserts[upsert.collection].append(
-                    UpdateOne({"_id": upsert.document_id}, update, upsert=True)
-                )
+                upserts[upsert.collection].setdefault(upsert.document_id, []).append(upsert.update)
             for moved in writes.conditional:
-                conditional[moved.collection].append(
-                    UpdateOne(moved.filter(), moved.update, upsert=False)
-                )
-            for counted in writes.guarded:
-                guarded.append(UpdateOne(counted.filter(), counted.guarded_update(), upsert=False))
-        for base, operations in upserts.items():
+                conditional[moved.collection].append(moved)
+            guarded.extend(writes.guarded)
+        for base, by_document in upserts.items():
+            operations = [
+                UpdateOne({"_id": document_id}, _stamped(folded.update, now), upsert=True)
+                for document_id, updates in by_document.items()
+                for folded in fold_updates(updates, upsert=True)
+            ]
             for chunk in _chunks(operations):
-                self.collection(base).bulk_write(chunk, ordered=False)
+                self.collection(base).bulk_write(chunk, ordered=True)
         # Conditional moves run on the documents the upserts made sure of; each is monotone,
-        # so their order does not matter.
-        for base, operations in conditional.items():
+        # so their order does not matter, and a repeat of one changes nothing.
+        for base, moves in conditional.items():
+            operations = [
+                UpdateOne(moved.filter(), moved.update, upsert=False)
+                for moved in first_of_each(moves, _identity)
+            ]
             for chunk in _chunks(operations):
                 self.collection(base).bulk_write(chunk, ordered=False)
-        # Guarded updates run after the upserts created their documents, in log order:
-        # each one applies only past the offset its partition last applied.
-        for chunk in _chunks(guarded):
-            self.collection(MEDIA_ITEMS).bulk_write(chunk, ordered=True)
+        self._apply_guarded(guarded)
         self._erase(erased_now, tombstoned, now)
+
+    def _apply_guarded(self, guarded: Sequence[GuardedUpdate]) -> None:
+        """Counted updates (in log order), each applied once past the offset its document
+        last applied from that partition. The positions are read first so that a batch's
+        updates of one document and partition fold into one; the folded updates run in the
+        order of the last event each stands for, so a `$set` ends with the value of the
+        batch's last event, as one update per event would. Should a position have moved
+        meanwhile (a consumer that lost the partition still writing), the batch is applied
+        again one update per event, which its guards make exact."""
+        if not guarded:
+            return
+        runs: dict[tuple[str, str, int], list[tuple[int, GuardedUpdate]]] = {}
+        for index, counted in enumerate(guarded):
+            key = (counted.document_id, counted.topic, counted.partition)
+            runs.setdefault(key, []).append((index, counted))
+        positions = self._log_positions({document_id for document_id, _t, _p in runs})
+        ordered: list[tuple[int, UpdateOne]] = []
+        for (document_id, _topic, _partition), indexed in runs.items():
+            applied = positions.get(document_id, {}).get(indexed[0][1].position_key)
+            fresh = [(i, c) for i, c in indexed if applied is None or c.offset > applied]
+            start = 0
+            for folded in fold_updates([c.update for _i, c in fresh], upsert=False):
+                run = fresh[start : start + folded.size]
+                start += folded.size
+                last_index, last = run[-1]
+                ordered.append(
+                    (last_index, _guarded_operation(run[0][1], last.offset, folded.update))
+                )
+        operations = [operation for _index, operation in sorted(ordered, key=lambda o: o[0])]
+        matched = 0
+        for chunk in _chunks(operations):
+            matched += self.collection(MEDIA_ITEMS).bulk_write(chunk, ordered=True).matched_count
+        if matched < len(operations):
+            log.warning(
+                "mongo projection: %d of %d counted updates found their document moved on; "
+                "applying the batch's counted updates one by one",
+                len(operations) - matched,
+                len(operations),
+            )
+            single = [_guarded_operation(c, c.offset, c.update) for c in guarded]
+            for chunk in _chunks(single):
+                self.collection(MEDIA_ITEMS).bulk_write(chunk, ordered=True)
+
+    def _log_positions(self, document_ids: Iterable[str]) -> dict[str, dict[str, int]]:
+        found = self.collection(MEDIA_ITEMS).find(
+            {"_id": {"$in": sorted(document_ids)}}, projection={"log_positions": 1}
+        )
+        return {str(d["_id"]): dict(d.get("log_positions") or {}) for d in found}
 
     def _tombstoned(self, media_ids: Iterable[str]) -> set[str]:
         wanted = sorted(media_ids)
@@ -268,6 +320,26 @@ class MongoProjection:
     def close(self) -> None:
         if self._owns_client:
             self.client.close()
+
+
+def _stamped(update: Mapping[str, Mapping[str, Any]], now: datetime) -> dict[str, dict[str, Any]]:
+    stamped = {operator: dict(values) for operator, values in update.items()}
+    stamped.setdefault("$set", {})["projected_at"] = now
+    return stamped
+
+
+def _guarded_operation(
+    first: GuardedUpdate, last_offset: int, update: Mapping[str, Mapping[str, Any]]
+) -> UpdateOne:
+    """`update` applied once, only while the document has applied nothing of `first`'s
+    partition at or past `first`'s offset; it then records `last_offset` as applied."""
+    guarded = {operator: dict(values) for operator, values in update.items()}
+    guarded.setdefault("$set", {})[first.guard_field] = last_offset
+    return UpdateOne(first.filter(), guarded, upsert=False)
+
+
+def _identity(moved: ConditionalUpdate) -> str:
+    return json.dumps([moved.filter(), moved.update], sort_keys=True, default=str)
 
 
 def promote_mongo(

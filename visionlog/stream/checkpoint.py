@@ -7,9 +7,10 @@ tracker keeps, per partition, the offsets handed out and the ones finished, and 
 committable position is the first offset not yet finished. Commits are batched by a
 policy (every N messages or T seconds), never one per message.
 
-The faust workers get the same behaviour from faust's consumer (acknowledged offsets,
-committed in contiguous runs after a producer flush), configured from the same policy;
-projections and replay jobs use this tracker with confluent-kafka consumers.
+The faust workers commit through faust's consumer (acknowledged offsets after a producer
+flush, on the same policy), and hand it their acknowledgements in log order
+(`visionlog.stream.ordered_acks`), since faust alone may commit past one unfinished
+message; projections and replay jobs use this tracker with confluent-kafka consumers.
 """
 
 from __future__ import annotations

@@ -89,3 +89,44 @@ def test_redelivered_events_are_counted_once_across_restarts(
 
     assert counters(settings, client, "g2", media_id) == once
     assert mongo_checksum(settings, "g2", client) == mongo_checksum(settings, "g1", client)
+
+
+def test_a_batch_folded_per_document_equals_its_events_applied_one_by_one(
+    mongo_database: Settings, client: MongoClient
+) -> None:
+    settings = mongo_database
+    media_id = new_media_id()
+    records = media_log(media_id)
+    records += [r for r in media_log(media_id) if r[0] in ("FrameCaptured", "ProcessingFailed")]
+    events = two_partition_log(records)
+
+    one_by_one = MongoProjection(settings, generation="g1", client=client)
+    for event in events:
+        one_by_one.apply([event], {})
+    MongoProjection(settings, generation="g2", client=client).apply(events, {})
+
+    assert counters(settings, client, "g2", media_id) == counters(settings, client, "g1", media_id)
+    assert mongo_checksum(settings, "g2", client) == mongo_checksum(settings, "g1", client)
+
+
+class _PositionsReadTooEarly(MongoProjection):
+    """Reads the documents' positions as they were before another consumer of the same
+    partitions (one that lost them in a rebalance and has not noticed) wrote."""
+
+    def _log_positions(self, document_ids: Any) -> dict[str, dict[str, int]]:
+        return {}
+
+
+def test_positions_moved_by_another_consumer_count_each_event_once(
+    mongo_database: Settings, client: MongoClient
+) -> None:
+    settings = mongo_database
+    media_id = new_media_id()
+    events = two_partition_log(media_log(media_id))
+    MongoProjection(settings, generation="g1", client=client).apply(events, {})
+
+    half = len(events) // 2
+    MongoProjection(settings, generation="g2", client=client).apply(events[:half], {})
+    _PositionsReadTooEarly(settings, generation="g2", client=client).apply(events, {})
+
+    assert counters(settings, client, "g2", media_id) == counters(settings, client, "g1", media_id)
