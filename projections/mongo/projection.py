@@ -14,6 +14,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -144,6 +145,12 @@ def _chunks(operations: Sequence[Any]) -> Iterator[list[Any]]:
         yield list(operations[start : start + BULK_WRITE_LIMIT])
 
 
+@dataclass(frozen=True)
+class _MediaState:
+    deleted: bool
+    log_positions: dict[str, int]
+
+
 class MongoProjection:
     name = "mongo"
     event_types: tuple[str, ...] = EVENT_TYPES
@@ -199,7 +206,11 @@ class MongoProjection:
             except (UnmappableEventError, ContractError) as error:
                 raise PoisonEventError(event, str(error)) from error
         erased_now = {w.erasure.media_id: w.erasure for w in batch if w.erasure is not None}
-        tombstoned = self._tombstoned({w.media_id for w in batch if w.media_id is not None})
+        states = self._media_states(
+            {w.media_id for w in batch if w.media_id is not None}
+            | {counted.document_id for w in batch for counted in w.guarded}
+        )
+        tombstoned = {media_id for media_id, state in states.items() if state.deleted}
         # Writes for an erased item are dropped: events on other topics may arrive after
         # the erasure and must not bring the item back.
         skipped = tombstoned | set(erased_now)
@@ -234,10 +245,12 @@ class MongoProjection:
             ]
             for chunk in _chunks(operations):
                 self.collection(base).bulk_write(chunk, ordered=False)
-        self._apply_guarded(guarded)
+        self._apply_guarded(guarded, {k: state.log_positions for k, state in states.items()})
         self._erase(erased_now, tombstoned, now)
 
-    def _apply_guarded(self, guarded: Sequence[GuardedUpdate]) -> None:
+    def _apply_guarded(
+        self, guarded: Sequence[GuardedUpdate], positions: Mapping[str, Mapping[str, int]]
+    ) -> None:
         """Counted updates (in log order), each applied once past the offset its document
         last applied from that partition. The positions are read first so that a batch's
         updates of one document and partition fold into one; the folded updates run in the
@@ -251,7 +264,6 @@ class MongoProjection:
         for index, counted in enumerate(guarded):
             key = (counted.document_id, counted.topic, counted.partition)
             runs.setdefault(key, []).append((index, counted))
-        positions = self._log_positions({document_id for document_id, _t, _p in runs})
         ordered: list[tuple[int, UpdateOne]] = []
         for (document_id, _topic, _partition), indexed in runs.items():
             applied = positions.get(document_id, {}).get(indexed[0][1].position_key)
@@ -279,20 +291,20 @@ class MongoProjection:
             for chunk in _chunks(single):
                 self.collection(MEDIA_ITEMS).bulk_write(chunk, ordered=True)
 
-    def _log_positions(self, document_ids: Iterable[str]) -> dict[str, dict[str, int]]:
-        found = self.collection(MEDIA_ITEMS).find(
-            {"_id": {"$in": sorted(document_ids)}}, projection={"log_positions": 1}
-        )
-        return {str(d["_id"]): dict(d.get("log_positions") or {}) for d in found}
-
-    def _tombstoned(self, media_ids: Iterable[str]) -> set[str]:
-        wanted = sorted(media_ids)
-        if not wanted:
-            return set()
-        found = self.collection(MEDIA_ITEMS).find(
-            {"_id": {"$in": wanted}, "status": STATUS_DELETED}, projection={"_id": 1}
-        )
-        return {str(document["_id"]) for document in found}
+    def _media_states(self, media_ids: Iterable[str]) -> dict[str, _MediaState]:
+        """Erasure and applied log positions of the batch's media documents, read before
+        its writes. One lookup by `_id` each: FerretDB answers those from an index but
+        filters an `$in` in its own process after reading the whole collection."""
+        states: dict[str, _MediaState] = {}
+        media = self.collection(MEDIA_ITEMS)
+        for media_id in sorted(media_ids):
+            found = media.find_one({"_id": media_id}, projection={"status": 1, "log_positions": 1})
+            if found is not None:
+                states[media_id] = _MediaState(
+                    deleted=found.get("status") == STATUS_DELETED,
+                    log_positions=dict(found.get("log_positions") or {}),
+                )
+        return states
 
     def _erase(self, erasures: Mapping[str, Erasure], tombstoned: set[str], now: datetime) -> None:
         media_ids = sorted(erasures)

@@ -477,12 +477,15 @@ class PostgresProjection:
             stored = self._read_offsets(for_update=True)
             self._check_position(stored, starts, next_offsets)
             deleted = self._deleted({rows.media_id for _, rows in mapped if rows.media_id})
-            for _, rows in mapped:
-                self._write(rows, deleted)
-            for (topic, partition), offset in next_offsets.items():
-                self._conn.execute(
-                    _OFFSETS_UPSERT_TEXT, (self.consumer_group, topic, partition, offset)
-                )
+            # Pipeline mode: the batch's statements go out without waiting for each answer
+            # (a batch is hundreds of small statements; one round trip each dominated).
+            with self._conn.pipeline():
+                for _, rows in mapped:
+                    self._write(rows, deleted)
+                for (topic, partition), offset in next_offsets.items():
+                    self._conn.execute(
+                        _OFFSETS_UPSERT_TEXT, (self.consumer_group, topic, partition, offset)
+                    )
             if self.before_commit is not None:
                 self.before_commit()
         self._expected.update(next_offsets)

@@ -14,6 +14,7 @@ from psycopg import sql
 from stack.builders import build_go_module
 from stack.process import StackError
 from stack.services.base import Health, Service, host_port
+from stack.services.ferretdb_lookup import ensure_id_lookup_indexes
 
 FERRETDB_MODULE = "github.com/FerretDB/FerretDB"
 FERRETDB_VERSION = "v1.24.0"
@@ -130,6 +131,8 @@ class FerretDBService(Service):
         super().prepare()
         if self.backend == "postgresql":
             self.ensure_pg_database()
+            # Before FerretDB creates a table: lookups by `_id` must not scan (see module).
+            ensure_id_lookup_indexes(self.settings.postgres.conninfo(self.pg_database))
         else:
             (self.state_dir / "data").mkdir(exist_ok=True)
 

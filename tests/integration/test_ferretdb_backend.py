@@ -104,3 +104,49 @@ def test_bulk_update_of_more_updates_than_ferretdbs_default_pool_completes(
         assert result.modified_count == 70
         assert collection.count_documents({"seen": 1}) == 70
         assert pg_ferretdb.running_backend() == "postgresql"
+
+
+def test_a_lookup_by_id_is_answered_from_an_index_in_a_collection_made_later(
+    pg_ferretdb: FerretDBService,
+) -> None:
+    # FerretDB filters `_id` with a containment test its own btree cannot answer; the
+    # stack's GIN index (given by an event trigger to every table FerretDB creates) can.
+    uri = pg_ferretdb.settings.mongo.uri.get_secret_value()
+    client: MongoClient[dict[str, Any]] = MongoClient(uri, serverSelectionTimeoutMS=10_000)
+    with client:
+        database = client["visionlog_test"]
+        collection = database[f"made_later_{uuid.uuid4().hex[:6]}"]
+        collection.insert_many([{"_id": f"item-{n}", "n": n} for n in range(2_000)])
+        with psycopg.connect(
+            pg_ferretdb.settings.postgres.conninfo(pg_ferretdb.pg_database)
+        ) as conn:
+            conn.execute("ANALYZE")
+        assert collection.find_one({"_id": "item-1234"}) == {"_id": "item-1234", "n": 1234}
+        plan = database.command(
+            "explain", {"find": collection.name, "filter": {"_id": "item-1234"}}
+        )["queryPlanner"]["Plan"]
+        assert "Index" in plan["Node Type"] or any(
+            "Index" in child["Node Type"] for child in plan.get("Plans", [])
+        ), plan
+        # An upsert of an existing document finds it the same way and changes only it.
+        collection.update_one({"_id": "item-7"}, {"$inc": {"n": 100}}, upsert=True)
+        assert collection.find_one({"_id": "item-7"}) == {"_id": "item-7", "n": 107}
+        assert collection.count_documents({}) == 2_000
+
+
+def test_tables_made_before_the_trigger_get_the_index_when_the_stack_prepares(
+    pg_ferretdb: FerretDBService,
+) -> None:
+    from stack.services.ferretdb_lookup import ensure_id_lookup_indexes, index_name
+
+    conninfo = pg_ferretdb.settings.postgres.conninfo(pg_ferretdb.pg_database)
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute("CREATE SCHEMA IF NOT EXISTS older")
+        conn.execute("CREATE TABLE older.collection_from_before (_jsonb jsonb)")
+        conn.execute(
+            sql.SQL("DROP INDEX older.{}").format(
+                sql.Identifier(index_name("collection_from_before"))
+            )
+        )
+    assert ensure_id_lookup_indexes(conninfo) == ["older.collection_from_before"]
+    assert ensure_id_lookup_indexes(conninfo) == []

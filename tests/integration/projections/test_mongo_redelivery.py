@@ -113,7 +113,7 @@ class _PositionsReadTooEarly(MongoProjection):
     """Reads the documents' positions as they were before another consumer of the same
     partitions (one that lost them in a rebalance and has not noticed) wrote."""
 
-    def _log_positions(self, document_ids: Any) -> dict[str, dict[str, int]]:
+    def _media_states(self, media_ids: Any) -> dict[str, Any]:
         return {}
 
 
