@@ -11,7 +11,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from processors.outputs.bundle import SOURCE_PREFIX, RenderedFile, render_event_files
+from processors.outputs.bundle import (
+    SOURCE_PREFIX,
+    RenderedFile,
+    nothing_to_draw,
+    render_event_files,
+    render_result_json,
+)
 from processors.outputs.items import event_id, event_type, export_key
 from processors.stage import (
     PROCESSORS_VERSION,
@@ -58,9 +64,14 @@ def render_outputs(event: dict[str, Any], ctx: StageContext) -> list[Outgoing]:
     media_id = str(event["media_id"])
     item = event["item"]
     label = item_label(item)
-    image = ctx.load_image(item["image"])
     try:
-        files: list[RenderedFile] = render_event_files(event, image, ctx.settings.ingest.pdf_dpi)
+        files: list[RenderedFile] = (
+            [render_result_json(event)]
+            if nothing_to_draw(event)
+            else render_event_files(
+                event, ctx.load_image(item["image"]), ctx.settings.ingest.pdf_dpi
+            )
+        )
     except (KeyError, TypeError, ValueError) as exc:
         raise PermanentStageError(f"{kind} {event_id(event)} cannot be rendered: {exc}") from exc
     outgoing = []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from typing import Any
+from typing import Any, cast
 
 import cv2
 import httpx
@@ -114,6 +114,18 @@ def test_detection_and_code_outputs_share_the_thumbnail_but_not_other_files(
     # both stored files stay readable: neither overwrote the other
     for record in [*from_detections.values(), *from_codes.values()]:
         assert ctx.blobs.get_bytes(record["output"])
+
+
+def test_a_code_reading_that_found_nothing_writes_only_its_json(ctx: StageContext) -> None:
+    media_id = new_media_id()
+    _, ref = _upload_page(ctx, media_id)
+    # Points at no stored image: nothing that would be drawn is read either.
+    image = dict(cast(dict[str, object], ref["image"]))
+    missing = {**ref, "image": {**image, "key": f"{media_id}/absent.png"}}
+    outgoing = render_outputs(codes_event(media_id, missing, []), ctx)
+    assert [o.record["kind"] for o in outgoing] == ["JSON"]
+    stored = json.loads(ctx.blobs.get_bytes(outgoing[0].record["output"]))
+    assert [result["codes"] for result in stored["results"]] == [[]]
 
 
 def test_bad_inputs_are_permanent_errors(ctx: StageContext) -> None:
