@@ -42,6 +42,7 @@ from typing import Any, TypeVar
 import faust
 
 from processors.bindings import Items, StageBinding, WorkerKind, worker_kind
+from processors.faust_gaps import SkippedMessages
 from processors.keyed_state import TableState, keyed_table
 from processors.runner import (
     Encoded,
@@ -747,6 +748,8 @@ def build_worker(
         core, send, max_in_flight=in_flight, stage_threads=threads, on_fatal=fatal, tracer=tracer
     )
 
+    skipped = SkippedMessages(app)
+
     def make_agent(topic_name: str) -> Callable[[Any], Coroutine[Any, Any, None]]:
         async def agent(stream: Any) -> None:
             manual = stream.noack()
@@ -754,6 +757,8 @@ def build_worker(
                 if scheduler.draining:
                     # Recycling: leave the rest for the next process.
                     await asyncio.Event().wait()
+                if not await skipped.take(event.message):
+                    continue  # not acknowledged: it comes again after the seek
                 await scheduler.admit(event, manual)
 
         agent.__name__ = f"consume_{topic_name.replace('.', '_').replace('-', '_')}"

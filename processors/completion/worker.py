@@ -29,6 +29,7 @@ from processors.completion.tracker import (
     completion_record,
     progress_record,
 )
+from processors.faust_gaps import SkippedMessages
 from processors.keyed_state import keyed_table
 from processors.stage import PROCESSORS_VERSION, Outgoing
 from processors.worker import faust_app, inbound
@@ -56,6 +57,7 @@ class CompletionWorker:
         self.tracker = CompletionTracker()
         self.app = faust_app(KIND, settings)
         self.table = keyed_table(self.app, "items", "state.completion.items", settings)
+        self.skipped = SkippedMessages(self.app)
         # Items whose progress moved but was not published yet (throttled).
         self.dirty: dict[str, float] = {}
         self.last_progress: dict[str, float] = {}
@@ -83,26 +85,36 @@ class CompletionWorker:
     # ------------------------------------------------------------------ events
 
     async def _agent(self, stream: Any) -> None:
-        async for event in stream.events():
-            message = inbound(event)
-            hinted = message.header(EVENT_TYPE)
-            if hinted is not None and hinted not in _WANTED:
+        # Acknowledged by hand: a message the consumer skipped is read again after a seek,
+        # and the messages passed over meanwhile must not be acknowledged unprocessed.
+        manual = stream.noack()
+        async for event in manual.events():
+            if not await self.skipped.take(event.message):
                 continue
-            try:
-                decoded = self.codec.decode(message.value)
-            except PermanentError as error:
-                # The worker that consumes this topic for work dead-letters it; here it
-                # is only skipped.
-                log.warning(
-                    "completion: skipping undecodable %s@%d/%d: %s",
-                    message.topic,
-                    message.partition,
-                    message.offset,
-                    error,
-                )
-                continue
-            if decoded.event_type not in _WANTED:
-                continue
+            await self._take(event)
+            # Only once its state is in the changelog (`apply` waits for it), so a crash
+            # never commits an event its state lacks.
+            await manual.ack(event)
+
+    async def _take(self, event: Any) -> None:
+        message = inbound(event)
+        hinted = message.header(EVENT_TYPE)
+        if hinted is not None and hinted not in _WANTED:
+            return
+        try:
+            decoded = self.codec.decode(message.value)
+        except PermanentError as error:
+            # The worker that consumes this topic for work dead-letters it; here it is
+            # only skipped.
+            log.warning(
+                "completion: skipping undecodable %s@%d/%d: %s",
+                message.topic,
+                message.partition,
+                message.offset,
+                error,
+            )
+            return
+        if decoded.event_type in _WANTED:
             await self.apply(decoded.event_type, decoded.record)
 
     async def apply(self, event_type: str, record: dict[str, Any]) -> None:
@@ -132,8 +144,6 @@ class CompletionWorker:
         if any(run.progress_dirty and not run.completed for run in state.runs.values()):
             self.dirty[media_id] = time.monotonic()
         self._save(state)
-        # The event is acknowledged when the agent takes the next one: only once its state
-        # is in the changelog, so a crash never commits an event its state lacks.
         await self.table.written()
         await self._maybe_progress(media_id)
 
