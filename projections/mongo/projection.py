@@ -252,30 +252,27 @@ class MongoProjection:
         self, guarded: Sequence[GuardedUpdate], positions: Mapping[str, Mapping[str, int]]
     ) -> None:
         """Counted updates (in log order), each applied once past the offset its document
-        last applied from that partition. The positions are read first so that a batch's
-        updates of one document and partition fold into one; the folded updates run in the
-        order of the last event each stands for, so a `$set` ends with the value of the
-        batch's last event, as one update per event would. Should a position have moved
-        meanwhile (a consumer that lost the partition still writing), the batch is applied
-        again one update per event, which its guards make exact."""
+        last applied from its partition. The positions are read first, so that a batch's
+        fresh updates of one document (of every partition) fold into one, guarded by each
+        of its partitions' positions; the folded updates keep log order, so a `$set` ends
+        with the value of the batch's last event, as one update per event would. Should a
+        position have moved meanwhile (a consumer that lost the partition still writing),
+        the batch is applied again one update per event, which its guards make exact."""
         if not guarded:
             return
-        runs: dict[tuple[str, str, int], list[tuple[int, GuardedUpdate]]] = {}
+        by_document: dict[str, list[tuple[int, GuardedUpdate]]] = {}
         for index, counted in enumerate(guarded):
-            key = (counted.document_id, counted.topic, counted.partition)
-            runs.setdefault(key, []).append((index, counted))
+            applied = positions.get(counted.document_id, {}).get(counted.position_key)
+            if applied is None or counted.offset > applied:
+                by_document.setdefault(counted.document_id, []).append((index, counted))
         ordered: list[tuple[int, UpdateOne]] = []
-        for (document_id, _topic, _partition), indexed in runs.items():
-            applied = positions.get(document_id, {}).get(indexed[0][1].position_key)
-            fresh = [(i, c) for i, c in indexed if applied is None or c.offset > applied]
+        for fresh in by_document.values():
             start = 0
             for folded in fold_updates([c.update for _i, c in fresh], upsert=False):
                 run = fresh[start : start + folded.size]
                 start += folded.size
-                last_index, last = run[-1]
-                ordered.append(
-                    (last_index, _guarded_operation(run[0][1], last.offset, folded.update))
-                )
+                operation = _guarded_operation([c for _i, c in run], folded.update)
+                ordered.append((run[-1][0], operation))
         operations = [operation for _index, operation in sorted(ordered, key=lambda o: o[0])]
         matched = 0
         for chunk in _chunks(operations):
@@ -287,7 +284,7 @@ class MongoProjection:
                 len(operations) - matched,
                 len(operations),
             )
-            single = [_guarded_operation(c, c.offset, c.update) for c in guarded]
+            single = [_guarded_operation([c], c.update) for c in guarded]
             for chunk in _chunks(single):
                 self.collection(MEDIA_ITEMS).bulk_write(chunk, ordered=True)
 
@@ -341,13 +338,20 @@ def _stamped(update: Mapping[str, Mapping[str, Any]], now: datetime) -> dict[str
 
 
 def _guarded_operation(
-    first: GuardedUpdate, last_offset: int, update: Mapping[str, Mapping[str, Any]]
+    run: Sequence[GuardedUpdate], update: Mapping[str, Mapping[str, Any]]
 ) -> UpdateOne:
-    """`update` applied once, only while the document has applied nothing of `first`'s
-    partition at or past `first`'s offset; it then records `last_offset` as applied."""
+    """`update` (the folded updates of `run`, one document's, in log order) applied once:
+    only while the document has applied nothing of each partition in the run at or past
+    the run's first offset of that partition; it then records each partition's last."""
+    first: dict[str, GuardedUpdate] = {}
+    last: dict[str, int] = {}
+    for counted in run:
+        first.setdefault(counted.guard_field, counted)
+        last[counted.guard_field] = counted.offset
+    guards = {field: counted.filter()[field] for field, counted in first.items()}
     guarded = {operator: dict(values) for operator, values in update.items()}
-    guarded.setdefault("$set", {})[first.guard_field] = last_offset
-    return UpdateOne(first.filter(), guarded, upsert=False)
+    guarded.setdefault("$set", {}).update(last)
+    return UpdateOne({"_id": run[0].document_id, **guards}, guarded, upsert=False)
 
 
 def _identity(moved: ConditionalUpdate) -> str:

@@ -57,7 +57,7 @@ def test_a_later_upserts_insert_defaults_are_dropped() -> None:
 
 
 def test_overlapping_paths_start_a_new_update() -> None:
-    updates = [
+    updates: list[dict[str, dict[str, object]]] = [
         {"$set": {"pages.page-1.versions.v1": "text"}},
         {"$set": {"pages.page-1": {"page_number": 1}}},  # holds the first path
         {"$set": {"pages.page-2.versions.v1": "more"}},
