@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import faust
 
 from visionlog.stream.delivery_gaps import DeliveryGaps, TopicPartitionKey
+
+
+def when_revoked(app: faust.App, forget: Callable[[list[TopicPartitionKey]], None]) -> None:
+    """Calls `forget` with the partitions each rebalance takes from this worker."""
+
+    def on_revoked(_sender: Any, /, *args: Any, **_kwargs: Any) -> None:
+        revoked: Iterable[Any] = args[0] if args else ()
+        forget([(tp.topic, tp.partition) for tp in revoked])
+
+    app.on_partitions_revoked.connect(on_revoked)
 
 
 class SkippedMessages:
@@ -15,12 +26,7 @@ class SkippedMessages:
     def __init__(self, app: faust.App) -> None:
         self.app = app
         self.gaps = DeliveryGaps(self._committed)
-
-        def on_revoked(_sender: Any, /, *args: Any, **_kwargs: Any) -> None:
-            revoked = args[0] if args else ()
-            self.gaps.forget((tp.topic, tp.partition) for tp in revoked)
-
-        app.on_partitions_revoked.connect(on_revoked)
+        when_revoked(app, self.gaps.forget)
 
     def _committed(self, position: TopicPartitionKey) -> int | None:
         # faust's own record of each partition's committed position (the next offset to

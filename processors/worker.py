@@ -42,7 +42,7 @@ from typing import Any, TypeVar
 import faust
 
 from processors.bindings import Items, StageBinding, WorkerKind, worker_kind
-from processors.faust_gaps import SkippedMessages
+from processors.faust_gaps import SkippedMessages, when_revoked
 from processors.keyed_state import TableState, keyed_table
 from processors.runner import (
     Encoded,
@@ -768,11 +768,7 @@ def build_worker(
         topic = app.topic(topic_name, key_type=bytes, value_type=bytes)
         app.agent(topic, name=f"{kind.name}.{topic_name}")(make_agent(topic_name))
 
-    def on_revoked(_sender: Any, /, *args: Any, **_kwargs: Any) -> None:
-        revoked: Iterable[Any] = args[0] if args else ()
-        scheduler.partitions_revoked((tp.topic, tp.partition) for tp in revoked)
-
-    app.on_partitions_revoked.connect(on_revoked)
+    when_revoked(app, scheduler.partitions_revoked)
 
     if isinstance(context.state, TableState):
         state = context.state
