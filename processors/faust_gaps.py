@@ -7,7 +7,8 @@ from typing import Any
 
 import faust
 
-from visionlog.stream.delivery_gaps import DeliveryGaps, TopicPartitionKey
+from visionlog.stream.checkpoint import TopicPartitionKey
+from visionlog.stream.delivery_gaps import DeliveryGaps
 
 
 def when_revoked(app: faust.App, forget: Callable[[list[TopicPartitionKey]], None]) -> None:

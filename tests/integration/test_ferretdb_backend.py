@@ -16,6 +16,7 @@ from pydantic import SecretStr
 from pymongo import MongoClient, UpdateOne
 
 from stack import manager
+from stack.services.ferretdb_lookup import ensure_id_lookup_indexes, index_name
 from stack.services.gobuilt import FerretDBService
 from tests.ports import free_port
 from visionlog.settings import Settings
@@ -137,8 +138,6 @@ def test_a_lookup_by_id_is_answered_from_an_index_in_a_collection_made_later(
 def test_tables_made_before_the_trigger_get_the_index_when_the_stack_prepares(
     pg_ferretdb: FerretDBService,
 ) -> None:
-    from stack.services.ferretdb_lookup import ensure_id_lookup_indexes, index_name
-
     conninfo = pg_ferretdb.settings.postgres.conninfo(pg_ferretdb.pg_database)
     with psycopg.connect(conninfo, autocommit=True) as conn:
         conn.execute("CREATE SCHEMA IF NOT EXISTS older")

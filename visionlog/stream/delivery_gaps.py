@@ -21,9 +21,9 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-log = logging.getLogger(__name__)
+from visionlog.stream.checkpoint import TopicPartitionKey
 
-TopicPartitionKey = tuple[str, int]
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

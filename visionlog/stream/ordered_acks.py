@@ -21,7 +21,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-TopicPartitionKey = tuple[str, int]
+from visionlog.stream.checkpoint import TopicPartitionKey
+
 T = TypeVar("T")
 
 

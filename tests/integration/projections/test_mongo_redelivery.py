@@ -55,16 +55,21 @@ def counters(settings: Settings, client: MongoClient, generation: str, media_id:
     }
 
 
+def counted_log(media_id: str) -> list[ProjectedEvent]:
+    """A media item's log plus another failure and more frames (other events), so that
+    counters count past one, over two partitions."""
+    records = media_log(media_id)
+    more = ("FrameCaptured", "ProcessingFailed")
+    records += [r for r in media_log(media_id) if r[0] in more]
+    return two_partition_log(records)
+
+
 def test_redelivered_events_are_counted_once_across_restarts(
     mongo_database: Settings, client: MongoClient
 ) -> None:
     settings = mongo_database
     media_id = new_media_id()
-    records = media_log(media_id)
-    # Another failure and more frames (other events), so that counters count past one.
-    more = ("FrameCaptured", "ProcessingFailed")
-    records += [r for r in media_log(media_id) if r[0] in more]
-    events = two_partition_log(records)
+    events = counted_log(media_id)
 
     MongoProjection(settings, generation="g1", client=client).apply(events, {})
     once = counters(settings, client, "g1", media_id)
@@ -96,9 +101,7 @@ def test_a_batch_folded_per_document_equals_its_events_applied_one_by_one(
 ) -> None:
     settings = mongo_database
     media_id = new_media_id()
-    records = media_log(media_id)
-    records += [r for r in media_log(media_id) if r[0] in ("FrameCaptured", "ProcessingFailed")]
-    events = two_partition_log(records)
+    events = counted_log(media_id)
 
     one_by_one = MongoProjection(settings, generation="g1", client=client)
     for event in events:
