@@ -93,14 +93,33 @@ class Engines:
             "ocr": self.ocr,
             "anonymise": self.faces,
             "image-embedding": self.image_embedder,
-            "object-embedding": self.image_embedder,
+            "object-embedding": self.object_embedder,
             "text-embedding": self.text_embedder,
         }
-        for stage in stages:
+        wanted = list(stages)
+        for stage in wanted:
             getter = getters.get(stage)
             if getter is not None:
                 getter()
+        if self.settings.processors.warm_up_working_size:
+            self._reach_working_size(wanted)
         return self.built()
+
+    def _reach_working_size(self, stages: list[str]) -> None:
+        """Runs full-size inputs through the engines whose memory grows with their inputs
+        (OpenVINO sizes each infer request to the largest input it ran), on every slot
+        that runs at once: the worker starts at the memory it works at."""
+        from processors.embeddings.text import BATCH_SIZE
+        from processors.memory import release_freed_memory
+        from processors.ocr.warmup import warm_up_inputs, warm_up_texts
+
+        if "ocr" in stages:
+            pipeline = self.ocr()
+            for inputs in warm_up_inputs(pipeline.parallel):
+                pipeline.read_many(inputs)
+        if "text-embedding" in stages:
+            self.text_embedder().embed(warm_up_texts(BATCH_SIZE))
+        release_freed_memory()
 
     def built(self) -> list[str]:
         """Names of the engines built so far (for health pages and tests)."""
@@ -149,6 +168,20 @@ class Engines:
             "image-embedder",
             lambda: create_image_embedder(
                 self.settings, self.runtime, ENGINE_TUNING["image-embedder"]
+            ),
+            lambda embedder: embedder.embed(_BLANK),
+        )
+
+    def object_embedder(self) -> ImageEmbedder:
+        """The backbone at `processors.object_embedding_side`: detected objects are mostly
+        far smaller than the detector's input, and a recorded item has several of them."""
+        from processors.embeddings.images import create_image_embedder
+
+        side = self.settings.processors.object_embedding_side
+        return self._once(
+            "object-embedder",
+            lambda: create_image_embedder(
+                self.settings, self.runtime, ENGINE_TUNING["image-embedder"], side or None
             ),
             lambda embedder: embedder.embed(_BLANK),
         )

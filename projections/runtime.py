@@ -11,6 +11,10 @@ the lag metrics. Two position strategies:
   `PositionMovedError` and the runner seeks to the stored offsets. Exactly-once effect.
 - otherwise the writes are idempotent upserts (MongoDB, Qdrant) and the runner commits the
   Kafka offsets after each applied batch: at-least-once delivery, exactly-once effect.
+  Each commit carries the store's identity (`store_identity`, an id the store was given
+  when its read model was created) as the offsets' metadata: positions committed for
+  another identity belong to a store that was wiped or replaced, so the runner reads
+  that store's partitions from the beginning instead of resuming an empty store midway.
 
 The live loop writes each batch on a writer thread; when a write takes long, the polling
 thread pauses the partitions and keeps polling, so a slow store never costs the consumer
@@ -71,6 +75,12 @@ APPLIED = Counter(
     "Events seen by a projection, by outcome (applied, skipped, dead_lettered).",
     ["projection", "outcome"],
 )
+FRESH_STORE_REWINDS = Counter(
+    "visionlog_projection_fresh_store_rewinds_total",
+    "Partitions read from the beginning because their committed positions belong to "
+    "another (wiped or replaced) store.",
+    ["projection"],
+)
 
 
 @dataclass(frozen=True)
@@ -123,6 +133,11 @@ class Projection(Protocol):
 
     def stored_offsets(self) -> dict[TopicPartitionKey, int]:
         """Next offset per partition, for projections that keep offsets in the sink."""
+        ...
+
+    def store_identity(self) -> str | None:
+        """The id the store's read model was created with, for projections whose offsets
+        are committed to Kafka (None where the sink keeps its own offsets)."""
         ...
 
     def apply(
@@ -230,7 +245,33 @@ class ProjectionRunner:
             stored = self.projection.stored_offsets()
             for tp in partitions:
                 tp.offset = stored.get((tp.topic, tp.partition), OFFSET_BEGINNING)
+        else:
+            self._committed_for_store(consumer, partitions)
         consumer.assign(partitions)
+
+    def _committed_for_store(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Sets each partition's offset to the committed one, or to the beginning where
+        nothing was committed or the commit belongs to another store identity."""
+        identity = self.projection.store_identity()
+        committed = consumer.committed(partitions, timeout=10)
+        foreign: list[str] = []
+        for tp, known in zip(partitions, committed, strict=True):
+            if known.offset < 0:
+                tp.offset = OFFSET_BEGINNING
+            elif identity is not None and known.metadata and known.metadata != identity:
+                foreign.append(f"{tp.topic}/{tp.partition}@{known.offset}")
+                tp.offset = OFFSET_BEGINNING
+            else:
+                tp.offset = known.offset
+        if foreign:
+            log.warning(
+                "projection %s: the store (identity %s) is not the one the positions %s were "
+                "committed for; reading those partitions from the beginning",
+                self.projection.name,
+                identity,
+                ", ".join(foreign),
+            )
+            FRESH_STORE_REWINDS.labels(self.projection.name).inc(len(foreign))
 
     def _all_partitions(self, consumer: Consumer) -> list[TopicPartition]:
         metadata = consumer.list_topics(timeout=10)
@@ -250,9 +291,7 @@ class ProjectionRunner:
             for tp in partitions:
                 tp.offset = stored.get((tp.topic, tp.partition), OFFSET_BEGINNING)
         else:
-            committed = consumer.committed(partitions, timeout=10)
-            for tp, known in zip(partitions, committed, strict=True):
-                tp.offset = known.offset if known.offset >= 0 else OFFSET_BEGINNING
+            self._committed_for_store(consumer, partitions)
         consumer.assign(partitions)
         return partitions
 
@@ -499,8 +538,9 @@ class ProjectionRunner:
         if self.before_commit is not None:
             self.before_commit()
         if not self.projection.offsets_in_sink:
+            identity = self.projection.store_identity()
             consumer.commit(
-                offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()],
+                offsets=[TopicPartition(t, p, o, identity) for (t, p), o in offsets.items()],
                 asynchronous=False,
             )
         self.checkpoint.committed(offsets)

@@ -245,6 +245,11 @@ class ProcessorSettings(BaseModel):
     # Each detected object of a recorded item is embedded (one backbone pass per object) for
     # similar-object search; off where that search is not wanted.
     object_embeddings: bool = True
+    # Square input side of the backbone for object crops (a multiple of 32; 0: the
+    # detector's own 416). At 416 the crops of a street photo cost the vision worker more
+    # than everything else it does; 224 costs 0.3 of that and separates people from
+    # vehicles as well (bench/embedding_cost.py); 160 is cheaper still but separates less.
+    object_embedding_side: int = 224
     # The live worker's detector: someone waits for each of its frames and uploads, and a
     # few cameras at 5 fps are well within what one frame at a time on all threads serves.
     live_detection_performance_hint: Literal["LATENCY", "THROUGHPUT"] = "LATENCY"
@@ -260,6 +265,10 @@ class ProcessorSettings(BaseModel):
     # Pages the OCR engine reads at once, each with its own inference requests; 0 means
     # the CPU count.
     ocr_parallel_pages: int = 0
+    # A worker runs full-size pages and texts through its OCR engine and text embedder
+    # before it consumes (processors/ocr/warmup.py): it starts at its working memory
+    # instead of growing to it over its first pages (about 5 s more at startup).
+    warm_up_working_size: bool = True
 
 
 class ProjectionSettings(BaseModel):

@@ -45,6 +45,7 @@ class BackboneEmbedder:
         runtime: OpenVinoRuntime,
         model: ProvisionedModel | None = None,
         tuning: EngineTuning | None = None,
+        input_side: int | None = None,
     ) -> None:
         self.model = model or load(MODEL_NAME)
         network = runtime.read_model(self.model.path(IR_FILE))
@@ -52,9 +53,19 @@ class BackboneEmbedder:
         if shape.rank.get_length() != 4 or shape[1].get_length() != 3:
             raise ValueError(f"{IR_FILE}: expected an NCHW input with 3 channels, got {shape}")
         self.input_size = (shape[3].get_length(), shape[2].get_length())
+        self.name = EMBEDDING_NAME
         node = feature_node(network)
         self.dimension = node.get_output_partial_shape(0)[1].get_length()
         features = ov.Model([node.output(0)], network.get_parameters(), "backbone_features")
+        if input_side is not None and (input_side, input_side) != self.input_size:
+            # The backbone is fully convolutional and its features are pooled, so a smaller
+            # square input gives vectors of the same length at a fraction of the cost;
+            # they form a vector space of their own, named apart.
+            if input_side < 32 or input_side % 32:
+                raise ValueError(f"input_side must be a multiple of 32, got {input_side}")
+            features.reshape({features.inputs[0]: ov.PartialShape([1, 3, input_side, input_side])})
+            self.input_size = (input_side, input_side)
+            self.name = f"{EMBEDDING_NAME}-{input_side}"
         # Full float precision keeps vectors independent of the CPU that computed them.
         self._requests = RequestPool(
             runtime.compile(features, tuning or EngineTuning(precision="f32"))
@@ -76,5 +87,5 @@ class BackboneEmbedder:
 
     def model_ref(self) -> dict[str, str | None]:
         ref = self.model.model_ref()
-        ref["name"] = EMBEDDING_NAME
+        ref["name"] = self.name
         return ref

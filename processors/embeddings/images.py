@@ -30,7 +30,10 @@ class DescriptorEmbedder:
 
 
 def create_image_embedder(
-    settings: Settings, runtime: OpenVinoRuntime, tuning: EngineTuning | None = None
+    settings: Settings,
+    runtime: OpenVinoRuntime,
+    tuning: EngineTuning | None = None,
+    input_side: int | None = None,
 ) -> ImageEmbedder:
     """Backbone features when the detector is provisioned, else the descriptor.
 
@@ -42,4 +45,4 @@ def create_image_embedder(
         provisioned.path(IR_FILE)
     except ModelNotProvisionedError:
         return DescriptorEmbedder()
-    return BackboneEmbedder(runtime, provisioned, tuning)
+    return BackboneEmbedder(runtime, provisioned, tuning, input_side)

@@ -74,7 +74,7 @@ def _embed_crops(event: dict[str, Any], ctx: StageContext) -> list[Outgoing]:
         raise PermanentStageError(
             f"ObjectsDetected {event['envelope']['event_id']} has no image size: {size}"
         )
-    embedder = ctx.engines.image_embedder()
+    embedder = ctx.engines.object_embedder()
     model = embedder.model_ref()
     outgoing = []
     for index, detection in enumerate(detections):

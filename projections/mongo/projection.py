@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -50,6 +51,8 @@ log = logging.getLogger(__name__)
 
 POINTER_COLLECTION = "read_model_generations"
 POINTER_ID = "current"
+# One document per generation: the identity its collections were created with.
+IDENTITY_COLLECTION = "read_model_identities"
 
 # Every index is maintained on every write, and FerretDB on PostgreSQL stores a document
 # as one jsonb value, so each update rewrites an entry in every index of its collection
@@ -98,6 +101,20 @@ def read_live_generation(settings: Settings, client: MongoClient | None = None) 
     if pointer is None:
         return FIRST_GENERATION
     return validate_generation(str(pointer["generation"]))
+
+
+def mongo_store_identity(settings: Settings, generation: str, client: MongoClient) -> str:
+    """The identity of a generation's collections: created once, new after a wipe."""
+    identities = _database(settings, client)[IDENTITY_COLLECTION]
+    identities.update_one(
+        {"_id": generation},
+        {"$setOnInsert": {"identity": uuid.uuid4().hex, "created_at": datetime.now(UTC)}},
+        upsert=True,
+    )
+    found = identities.find_one({"_id": generation})
+    if found is None:
+        raise RuntimeError(f"the identity of read model generation {generation} was not kept")
+    return str(found["identity"])
 
 
 @contextmanager
@@ -174,6 +191,7 @@ class MongoProjection:
             else validate_generation(generation)
         )
         ensure_indexes(settings, self.generation, self.client)
+        self._identity = mongo_store_identity(settings, self.generation, self.client)
 
     @property
     def consumer_group(self) -> str:
@@ -185,6 +203,9 @@ class MongoProjection:
     def stored_offsets(self) -> dict[TopicPartitionKey, int]:
         return {}
 
+    def store_identity(self) -> str | None:
+        return self._identity
+
     def generation_changed(self) -> bool:
         if not self.follows_live:
             return False
@@ -194,6 +215,7 @@ class MongoProjection:
         log.info("mongo projection: live generation %s -> %s", self.generation, live)
         self.generation = live
         ensure_indexes(self.settings, self.generation, self.client)
+        self._identity = mongo_store_identity(self.settings, live, self.client)
         return True
 
     def apply(
@@ -396,6 +418,8 @@ def drop_generation(settings: Settings, generation: str, client: MongoClient | N
         database = _database(settings, own)
         for base in COLLECTION_BASES:
             database.drop_collection(collection_name(base, generation))
+        # Positions committed for the dropped collections must not be resumed by new ones.
+        database[IDENTITY_COLLECTION].delete_one({"_id": generation})
 
 
 def _canonical(value: Any) -> Any:

@@ -454,6 +454,9 @@ class PostgresProjection:
         self._expected.update(stored)
         return stored
 
+    def store_identity(self) -> str | None:
+        return None
+
     def _read_offsets(self, *, for_update: bool = False) -> dict[TopicPartitionKey, int]:
         query = _OFFSETS_FOR_UPDATE if for_update else _OFFSETS_SELECT
         rows = self._conn.execute(query, (self.consumer_group,)).fetchall()

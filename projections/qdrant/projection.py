@@ -19,7 +19,7 @@ from typing import Any
 
 from qdrant_client import QdrantClient, models
 
-from projections.generations import FIRST_GENERATION, validate_generation
+from projections.generations import FIRST_GENERATION, generation_number, validate_generation
 from projections.qdrant.points import (
     TARGET_NAMES,
     PointSpec,
@@ -44,6 +44,30 @@ _TOMBSTONE_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://visionlog/qdrant/
 
 def erased_collection(prefix: str, generation: str) -> str:
     return f"{prefix}_erased_{generation}"
+
+
+def identities_collection(prefix: str) -> str:
+    return f"{prefix}_identities"
+
+
+def qdrant_store_identity(settings: Settings, client: QdrantClient, generation: str) -> str:
+    """The identity of a generation's collections: created once, new after a wipe."""
+    name = identities_collection(settings.projections.qdrant_collection_prefix)
+    if not client.collection_exists(name):
+        client.create_collection(
+            name, vectors_config=models.VectorParams(size=1, distance=models.Distance.DOT)
+        )
+    point_id = generation_number(generation)
+    found = client.retrieve(name, ids=[point_id], with_payload=True)
+    if found and found[0].payload and found[0].payload.get("identity"):
+        return str(found[0].payload["identity"])
+    identity = uuid.uuid4().hex
+    client.upsert(
+        name,
+        points=[models.PointStruct(id=point_id, vector=[1.0], payload={"identity": identity})],
+        wait=True,
+    )
+    return identity
 
 
 def _tombstone_id(media_id: str) -> str:
@@ -105,6 +129,7 @@ class QdrantProjection:
             else validate_generation(generation)
         )
         self._vector_sizes: dict[str, int] = {}
+        self._identity = qdrant_store_identity(settings, client, self.generation)
 
     @property
     def consumer_group(self) -> str:
@@ -112,6 +137,9 @@ class QdrantProjection:
 
     def stored_offsets(self) -> dict[TopicPartitionKey, int]:
         return {}
+
+    def store_identity(self) -> str | None:
+        return self._identity
 
     def generation_changed(self) -> bool:
         if not self.follows_live:
@@ -122,6 +150,7 @@ class QdrantProjection:
         log.info("qdrant projection: live generation %s -> %s", self.generation, live)
         self.generation = live
         self._vector_sizes.clear()
+        self._identity = qdrant_store_identity(self.settings, self.client, live)
         return True
 
     def collection(self, target: str) -> str:

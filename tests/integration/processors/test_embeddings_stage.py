@@ -92,7 +92,10 @@ def test_each_detection_gets_a_crop_embedding(ctx: StageContext) -> None:
     assert records[1]["box"] == {"x_min": 20.0, "y_min": 230.0, "x_max": 800.0, "y_max": 760.0}
     assert len({r["envelope"]["event_id"] for r in records}) == 2
     crop = _photo()[400:900, 50:250]
-    assert np.allclose(records[0]["vector"], ctx.engines.image_embedder().embed(crop), atol=1e-6)
+    crops = ctx.engines.object_embedder()
+    assert np.allclose(records[0]["vector"], crops.embed(crop), atol=1e-6)
+    # Crops are embedded at their own, smaller input: a vector space apart from whole images.
+    assert records[0]["model"] == crops.model_ref() != ctx.engines.image_embedder().model_ref()
 
     # A box with no pixels inside the image has nothing to embed; the others still count.
     mixed = detections_event(

@@ -115,6 +115,21 @@ def test_backbone_groups_photos_and_objects_by_content(backbone: BackboneEmbedde
     assert left_person @ right_person > max(left_person @ vehicle, right_person @ vehicle) + 0.1
 
 
+def test_object_crops_at_a_smaller_input_still_group_by_content() -> None:
+    small = BackboneEmbedder(OpenVinoRuntime.from_settings(get_settings()), input_side=224)
+    assert small.input_size == (224, 224) and small.model_ref()["name"] == (
+        "nanodet-coco-backbone-224"
+    )
+    bus = _photo("bus.jpg")
+    vector = small.embed(bus[400:900, 50:250])
+    assert vector.shape == (512,) and float(np.linalg.norm(vector)) == pytest.approx(1.0, abs=1e-5)
+    right_person = small.embed(bus[380:880, 670:810])
+    vehicle = small.embed(bus[230:760, 20:800])
+    assert vector @ right_person > max(vector @ vehicle, right_person @ vehicle) + 0.1
+    with pytest.raises(ValueError, match="multiple of 32"):
+        BackboneEmbedder(OpenVinoRuntime.from_settings(get_settings()), input_side=100)
+
+
 def test_the_stage_uses_the_backbone_when_the_detector_is_provisioned() -> None:
     settings = get_settings()
     embedder = create_image_embedder(settings, OpenVinoRuntime.from_settings(settings))

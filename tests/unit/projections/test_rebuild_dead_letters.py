@@ -73,6 +73,9 @@ class _Projection:
     offsets_in_sink = True
     consumer_group = "test"
 
+    def store_identity(self) -> str | None:
+        return None
+
 
 def test_a_runner_with_a_sink_publishes_no_dead_letter() -> None:
     publisher, kept = _Publisher(), RebuildDeadLetters(frozenset())
