@@ -199,9 +199,11 @@ WORKER_KINDS: dict[str, WorkerKind] = {
                     Items.RECORDED,
                 ),
                 StageBinding("report", "processors.combined:render_report", ("MediaCompleted",)),
+                StageBinding("erasure", "processors.erasure.stage:erase_blobs", ("MediaDeleted",)),
             ),
             nice=15,
-            doc="Exports, the results behind the report, and the report once complete.",
+            doc="Exports, the results behind the report, the report once complete, and the "
+            "erasure of an item's blobs.",
         ),
     )
 }

@@ -67,7 +67,7 @@ from producers.idempotency import (
     wait_step,
 )
 from producers.media_types import MediaKind, MediaType
-from producers.storage import OriginalStore, StoredOriginal, original_key
+from producers.storage import OriginalStore, StoredOriginal, dedupe_scope, original_key
 from visionlog import profiles
 from visionlog.blobstore import BlobRef, BlobStore
 from visionlog.codec import AvroCodec
@@ -592,6 +592,7 @@ class Ingestor:
             return self.originals.store(
                 identity.media_id,
                 sha256=request.sha256,
+                scope=dedupe_scope(self.settings.tenant_id, request.owner_id),
                 key=original_key(identity.media_id, media_type.extension, identity.uploaded_at),
                 content_type=media_type.mime,
                 data=upload.data,
@@ -704,7 +705,7 @@ class Ingestor:
             # Withdrawn even when the event may be out: an item without an index entry
             # only costs a second copy of its bytes later, an entry naming an item that
             # never was would make later uploads duplicates of nothing.
-            self.originals.release(media_id, ref["sha256"])
+            self.originals.release(media_id, ref["sha256"], stored.scope)
             marker = self.originals.record_orphan(media_id, ref, reason, self.clock())
         except Exception as marker_exc:
             return PublishFailedError(

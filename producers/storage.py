@@ -3,7 +3,8 @@
 Keys (pure functions below):
 
 - originals: ``media-originals/{yyyy}/{mm}/{dd}/{media_id}.{ext}`` (upload date, UTC)
-- dedupe index: ``media-originals/by-sha256/{sha256}.json`` naming the first media_id and key
+- dedupe index: ``media-originals/by-sha256/{scope}/{sha256}.json`` naming the first media_id
+  and key, per tenant and owner (`dedupe_scope`)
 - pages, frames, decrypted copies and other variants in ``media-processed``: see
   `visionlog.media.keys` (the render stage writes them too)
 - idempotency records: ``media-originals/idempotency/{digest}.json`` (`producers.idempotency`)
@@ -11,7 +12,10 @@ Keys (pure functions below):
 - orphan markers: ``analysis-artifacts/orphans/{media_id}.json``
 - exports: ``exports/{yyyy}/{mm}/{dd}/{export_id}/{name}``
 
-The same bytes are stored once. The index object is written with a conditional put
+The same bytes are stored once per tenant and owner: a second upload by the same owner is a
+duplicate of the first, an upload of the same bytes by someone else is stored on its own, so
+`duplicate_of` never names another owner's item and erasing one owner's item never takes
+another owner's original. The index object is written with a conditional put
 (``If-None-Match: *``, or ``If-Match`` on the ETag of a stale entry whose blob was erased),
 so of two concurrent first uploads exactly one wins; the loser deletes its copy and becomes
 a duplicate of the winner.
@@ -19,6 +23,7 @@ a duplicate of the winner.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import re
@@ -49,10 +54,15 @@ def original_key(media_id: str, extension: str, uploaded_at: datetime) -> str:
     return f"{day:%Y}/{day:%m}/{day:%d}/{_segment(media_id, 'media id')}.{extension}"
 
 
-def sha256_index_key(sha256: str) -> str:
+def dedupe_scope(tenant_id: str, owner_id: str | None) -> str:
+    """Who shares stored bytes: one tenant's owner (a digest, so no id shows in a key)."""
+    return hashlib.sha256("\x1f".join((tenant_id, owner_id or "")).encode()).hexdigest()[:32]
+
+
+def sha256_index_key(sha256: str, scope: str) -> str:
     if not _SHA256.match(sha256):
         raise StorageKeyError(f"{sha256!r} is not a lower-case hex SHA-256")
-    return f"{INDEX_PREFIX}{sha256}.json"
+    return f"{INDEX_PREFIX}{_segment(scope, 'dedupe scope')}/{sha256}.json"
 
 
 def artifact_key(media_id: str, job_id: str, name: str) -> str:
@@ -83,6 +93,8 @@ class StoredOriginal:
     ref: BlobRef
     # media_id of the first upload of the same bytes; None when this upload stored them.
     duplicate_of: str | None
+    # The dedupe scope the bytes are indexed under (`dedupe_scope`).
+    scope: str
 
     @property
     def newly_stored(self) -> bool:
@@ -115,10 +127,10 @@ class OriginalStore:
     def __init__(self, blobs: BlobStore) -> None:
         self.blobs = blobs
 
-    def _read_index(self, sha256: str) -> tuple[str, BlobRef, str] | None:
+    def _read_index(self, sha256: str, scope: str) -> tuple[str, BlobRef, str] | None:
         """The index entry of a digest (first media_id, its blob, the entry's ETag), if any."""
         try:
-            response = self.blobs.client.get_object(ORIGINALS, sha256_index_key(sha256))
+            response = self.blobs.client.get_object(ORIGINALS, sha256_index_key(sha256, scope))
         except S3Error as exc:
             if exc.code in ("NoSuchKey", "NoSuchObject"):
                 return None
@@ -132,9 +144,9 @@ class OriginalStore:
         media_id, ref = parse_index_entry(raw, sha256)
         return media_id, ref, etag
 
-    def lookup(self, sha256: str) -> tuple[str, BlobRef] | None:
-        """The first upload of these bytes, if its blob still exists."""
-        entry = self._read_index(sha256)
+    def lookup(self, sha256: str, scope: str) -> tuple[str, BlobRef] | None:
+        """The scope's first upload of these bytes, if its blob still exists."""
+        entry = self._read_index(sha256, scope)
         if entry is None:
             return None
         media_id, ref, _ = entry
@@ -143,7 +155,9 @@ class OriginalStore:
             return None
         return media_id, ref
 
-    def _claim(self, sha256: str, entry: dict[str, Any], *, stale_etag: str | None) -> bool:
+    def _claim(
+        self, sha256: str, scope: str, entry: dict[str, Any], *, stale_etag: str | None
+    ) -> bool:
         """Write the index entry; False when another upload claimed the digest first.
 
         Without an entry the write succeeds only if none appeared meanwhile; a stale entry
@@ -152,7 +166,11 @@ class OriginalStore:
         """
         body = json.dumps(entry, sort_keys=True).encode()
         written = conditional_put(
-            self.blobs, ORIGINALS, sha256_index_key(sha256), body, if_match=stale_etag or None
+            self.blobs,
+            ORIGINALS,
+            sha256_index_key(sha256, scope),
+            body,
+            if_match=stale_etag or None,
         )
         return written is not None
 
@@ -161,6 +179,7 @@ class OriginalStore:
         media_id: str,
         *,
         sha256: str,
+        scope: str,
         key: str,
         content_type: str,
         data: bytes | None = None,
@@ -170,7 +189,7 @@ class OriginalStore:
         """Store the bytes under `key` unless the same digest is already stored."""
         if data is None and path is None:
             raise ValueError("store() needs data or path")
-        indexed = self._read_index(sha256)
+        indexed = self._read_index(sha256, scope)
         stale_etag: str | None = None
         if indexed is not None:
             first_media_id, first_ref, etag = indexed
@@ -178,7 +197,7 @@ class OriginalStore:
                 # The entry may be this very item's, from an earlier attempt of the same
                 # idempotent upload: then these are its own bytes, not a duplicate.
                 first = None if first_media_id == media_id else first_media_id
-                return StoredOriginal(ref=first_ref, duplicate_of=first)
+                return StoredOriginal(ref=first_ref, duplicate_of=first, scope=scope)
             # An erased original left a stale entry: these bytes are stored again.
             stale_etag = etag
         if data is not None:
@@ -191,25 +210,25 @@ class OriginalStore:
             raise OSError(f"{key}: bytes changed while storing (sha256 {ref['sha256']})")
         try:
             claimed = self._claim(
-                sha256, index_entry(media_id, ref, stored_at), stale_etag=stale_etag
+                sha256, scope, index_entry(media_id, ref, stored_at), stale_etag=stale_etag
             )
         except BaseException:
             # No index entry names the blob and no event will: do not leave it behind.
             self.blobs.delete(ORIGINALS, key)
             raise
         if claimed:
-            return StoredOriginal(ref=ref, duplicate_of=None)
-        winner = self.lookup(sha256)
+            return StoredOriginal(ref=ref, duplicate_of=None, scope=scope)
+        winner = self.lookup(sha256, scope)
         self.blobs.delete(ORIGINALS, key)
         if winner is None:
             raise OSError(f"lost the index claim for {sha256} but found no winning entry")
-        return StoredOriginal(ref=winner[1], duplicate_of=winner[0])
+        return StoredOriginal(ref=winner[1], duplicate_of=winner[0], scope=scope)
 
-    def release(self, media_id: str, sha256: str) -> None:
+    def release(self, media_id: str, sha256: str, scope: str) -> None:
         """Drop the index entry when it names `media_id`: its upload was never published."""
-        found = self.lookup(sha256)
+        found = self.lookup(sha256, scope)
         if found is not None and found[0] == media_id:
-            self.blobs.delete(ORIGINALS, sha256_index_key(sha256))
+            self.blobs.delete(ORIGINALS, sha256_index_key(sha256, scope))
 
     def record_orphan(
         self, media_id: str, ref: BlobRef, reason: str, recorded_at: datetime

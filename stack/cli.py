@@ -249,6 +249,48 @@ def run_command(
         raise typer.Exit(1)
 
 
+@app.command("delete")
+def delete_command(
+    media_ids: Annotated[list[str], typer.Argument(help="Media ids to erase")],
+    reason: Annotated[
+        str, typer.Option(help="user_request or owner_erasure, recorded with the erasure")
+    ] = "user_request",
+) -> None:
+    """Erase media items through the running platform's API, as the local admin: their
+    results, read-model entries and blobs."""
+    import httpx
+
+    from stack.mainjob import admin_credentials, login
+    from stack.platform import api_base_url
+
+    settings = get_settings()
+    username, password, password_file = admin_credentials(settings)
+    if password is None:
+        raise _fail(RuntimeError(f"no admin password in {password_file}: is the platform set up?"))
+    try:
+        token = login(settings, username, password)
+    except httpx.HTTPError as exc:
+        message = f"the API at {api_base_url(settings)} refused a login: {exc}"
+        raise _fail(RuntimeError(message)) from exc
+    failed = 0
+    with httpx.Client(base_url=api_base_url(settings), timeout=60) as client:
+        for media_id in media_ids:
+            response = client.delete(
+                f"/v1/media/{media_id}",
+                params={"reason": reason},
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            if response.status_code == 202:
+                body = response.json()
+                console.print(f"{media_id}: erasing (event {body['event_id']})")
+            else:
+                failed += 1
+                detail = response.json().get("detail", response.text)
+                console.print(f"{media_id}: {response.status_code} {detail}", style="red")
+    if failed:
+        raise typer.Exit(code=1)
+
+
 @app.command("stop")
 def stop_command() -> None:
     """Stop the platform's processes (their supervisor first) and the local stack."""

@@ -20,7 +20,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
 
 from api.accepted import ACCEPTED_STATUS, DetailSource, detail_source
-from api.auth.dependencies import Reader
+from api.auth.dependencies import Reader, Uploader
 from api.auth.roles import Principal
 from api.context import ApiContext, get_context
 from api.params import NO_NUL, PathId
@@ -484,6 +484,44 @@ def get_media(media_id: PathId, principal: Reader, context: Context) -> Response
         else:
             context.details.discard(key)
     return Response(content=body, media_type=JSON)
+
+
+class ErasureOut(BaseModel):
+    media_id: str
+    status: Literal["deleting"] = Field(
+        description="The erasure was published: the read models mark the item deleted and "
+        "drop its results within seconds, and its blobs are deleted by the processors."
+    )
+    event_id: str = Field(description="Event id of the item's MediaDeleted.")
+    blob_keys: list[str] = Field(
+        description="Blobs named for deletion besides everything under the item's own prefix."
+    )
+
+
+@router.delete(
+    "/media/{media_id}",
+    status_code=202,
+    response_model=ErasureOut,
+    summary="Erase a media item: its results, read-model entries and blobs (owner or admin)",
+    responses=problem_responses(401, 403, 404, 503),
+)
+async def delete_media(
+    media_id: PathId,
+    principal: Uploader,
+    context: Context,
+    reason: Annotated[
+        Literal["user_request", "owner_erasure"], Query(description="Why the item is erased.")
+    ] = "user_request",
+) -> ErasureOut:
+    from api.erasure import erase_media
+
+    accepted = await run_in_threadpool(erase_media, context, principal, media_id, reason)
+    return ErasureOut(
+        media_id=accepted.media_id,
+        status="deleting",
+        event_id=accepted.event_id,
+        blob_keys=accepted.blob_keys,
+    )
 
 
 def _snapshot(context: ApiContext, principal: Principal, media_id: str) -> dict[str, Any] | None:

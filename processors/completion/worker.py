@@ -123,6 +123,9 @@ class CompletionWorker:
             self.table.pop(media_id.encode(), None)
             await self.table.written()
             return
+        if event_type == "EventProcessed" and record["input_event_type"] == "MediaDeleted":
+            # The erasure's own report: the item's state is gone and must stay gone.
+            return
         state = self._load(media_id)
         if event_type == "MediaUploaded":
             finished = self.tracker.uploaded(state, record)

@@ -20,14 +20,15 @@ from visionlog.settings import Settings
 
 # Operations that would act outside this test's own stores: logout revokes the token the run
 # authenticates with; reprocess publishes to the shared event log; rebuild replays the shared
-# log; the upload publishes events; a dead-letter redrive re-publishes the shared log's failed
-# messages. Their behaviour is covered by dedicated tests.
+# log; the upload and the erasure publish events; a dead-letter redrive re-publishes the shared
+# log's failed messages. Their behaviour is covered by dedicated tests.
 _EXCLUDED = [
     ("POST", "/v1/logout"),
     ("POST", "/v1/admin/replay/reprocess"),
     ("POST", "/v1/admin/replay/rebuild"),
     ("POST", "/v1/admin/deadletters/redrive"),
     ("POST", "/v1/ingest"),
+    ("DELETE", "/v1/media/{media_id}"),
 ]
 
 

@@ -14,6 +14,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 from confluent_kafka.admin import AdminClient
 
 from producers.ingest import Ingestor
+from producers.storage import dedupe_scope
 from stack.initialise import InitReport
 from visionlog.blobstore import ORIGINALS, BlobStore
 from visionlog.codec import AvroCodec, DecodedEvent
@@ -223,6 +224,8 @@ def originals_on(blobs: BlobStore, day: datetime) -> list[str]:
 
 
 IngestorFactory = Callable[..., Ingestor]
+# The dedupe scope of uploads these tests make without an owner.
+ANONYMOUS = dedupe_scope(Settings().tenant_id, None)
 
 
 @pytest.fixture

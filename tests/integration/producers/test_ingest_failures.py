@@ -17,7 +17,7 @@ from producers.ingest import (
 )
 from producers.storage import OriginalStore, orphan_marker_key, read_json
 from tests.integration.producers import samples
-from tests.integration.producers.conftest import EventLog, originals_on
+from tests.integration.producers.conftest import ANONYMOUS, EventLog, originals_on
 from visionlog.blobstore import ARTIFACTS, BlobStore
 from visionlog.codec import AvroCodec
 from visionlog.kafka import EventPublisher, producer_config
@@ -55,7 +55,7 @@ def test_unpublished_upload_leaves_an_orphan_marker_not_a_silent_orphan(
     # The digest is free again: the next upload of these bytes stores and announces them.
     import hashlib
 
-    assert OriginalStore(blobs).lookup(hashlib.sha256(data).hexdigest()) is None
+    assert OriginalStore(blobs).lookup(hashlib.sha256(data).hexdigest(), ANONYMOUS) is None
 
 
 def test_blob_store_failure_publishes_nothing(

@@ -20,7 +20,7 @@ from PIL import Image
 from producers.ingest import Ingestor
 from producers.storage import OriginalStore
 from tests.integration.producers import samples
-from tests.integration.producers.conftest import EventLog, IngestorFactory, originals_on
+from tests.integration.producers.conftest import ANONYMOUS, EventLog, IngestorFactory, originals_on
 from visionlog.blobstore import BlobStore
 from visionlog.media.errors import MediaRejectedError, RejectReason
 
@@ -42,7 +42,7 @@ def rejects(
             ingestor.ingest_bytes(data, **options)  # type: ignore[arg-type]
         raw = data.read_bytes() if isinstance(data, Path) else data
         assert originals_on(blobs, upload_day) == []
-        assert OriginalStore(blobs).lookup(hashlib.sha256(raw).hexdigest()) is None
+        assert OriginalStore(blobs).lookup(hashlib.sha256(raw).hexdigest(), ANONYMOUS) is None
         assert event_log.total() == 0
         return caught.value
 

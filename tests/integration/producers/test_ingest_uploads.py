@@ -26,7 +26,7 @@ from producers.storage import (
     sha256_index_key,
 )
 from tests.integration.producers import samples
-from tests.integration.producers.conftest import EventLog, originals_on
+from tests.integration.producers.conftest import ANONYMOUS, EventLog, originals_on
 from visionlog.blobstore import ORIGINALS, PROCESSED, BlobStore
 from visionlog.media.keys import decrypted_key
 from visionlog.settings import Settings
@@ -75,7 +75,7 @@ def test_same_bytes_are_stored_once_and_the_second_upload_points_at_the_first(
     assert second.duplicate_of == first.media_id
     assert second.original == first.original
     assert originals_on(blobs, upload_day) == [first.original["key"]]
-    index = read_json(blobs, ORIGINALS, sha256_index_key(first.original["sha256"]))
+    index = read_json(blobs, ORIGINALS, sha256_index_key(first.original["sha256"], ANONYMOUS))
     assert index["media_id"] == first.media_id
     (event,) = event_log.events_for(second.media_id, 1)
     assert event.record["duplicate_of"] == first.media_id
@@ -92,7 +92,28 @@ def test_erased_original_is_stored_again(
     again = ingestor.ingest_bytes(data)
     assert again.duplicate_of is None
     assert again.original["key"] != first.original["key"]
-    assert OriginalStore(blobs).lookup(first.original["sha256"]) == (again.media_id, again.original)
+    assert OriginalStore(blobs).lookup(first.original["sha256"], ANONYMOUS) == (
+        again.media_id,
+        again.original,
+    )
+
+
+def test_the_same_bytes_of_another_owner_are_their_own(
+    ingestor: Ingestor, event_log: EventLog, blobs: BlobStore, upload_day: datetime
+) -> None:
+    data = samples.jpeg()
+    mine = ingestor.ingest_bytes(data, filename="a.jpg", owner_id="alice")
+    again = ingestor.ingest_bytes(data, filename="b.jpg", owner_id="alice")
+    theirs = ingestor.ingest_bytes(data, filename="c.jpg", owner_id="bob")
+    assert again.duplicate_of == mine.media_id
+    # Nothing of alice's item reaches bob: his upload is stored and announced on its own.
+    assert theirs.duplicate_of is None
+    assert theirs.original["key"] != mine.original["key"]
+    assert sorted(originals_on(blobs, upload_day)) == sorted(
+        [mine.original["key"], theirs.original["key"]]
+    )
+    (event,) = event_log.events_for(theirs.media_id, 1)
+    assert event.record["duplicate_of"] is None
 
 
 @pytest.mark.parametrize("stale_entry", [False, True], ids=["no-entry", "stale-entry"])
@@ -107,6 +128,7 @@ def test_concurrent_first_stores_of_the_same_bytes_keep_one_copy(
         return store.store(
             media_id,
             sha256=sha256,
+            scope=ANONYMOUS,
             key=original_key(media_id, "png", upload_day),
             content_type="image/png",
             data=data,
@@ -134,7 +156,7 @@ def test_concurrent_first_stores_of_the_same_bytes_keep_one_copy(
             assert (stored.duplicate_of, stored.ref) == (winners[0], winner.ref)
     # The losers removed their copies: one blob holds the bytes, and the index names it.
     assert originals_on(blobs, upload_day) == [winner.ref["key"]]
-    assert store.lookup(sha256) == (winners[0], winner.ref)
+    assert store.lookup(sha256, ANONYMOUS) == (winners[0], winner.ref)
 
 
 def test_multi_page_tiff_reports_its_pages(ingestor: Ingestor, event_log: EventLog) -> None:

@@ -10,6 +10,7 @@ import pytest
 
 from producers.storage import (
     artifact_key,
+    dedupe_scope,
     export_key,
     index_entry,
     original_key,
@@ -82,11 +83,26 @@ def test_names_may_nest_but_not_climb() -> None:
 
 def test_index_key_requires_a_lower_case_digest() -> None:
     digest = hashlib.sha256(b"x").hexdigest()
-    assert sha256_index_key(digest) == f"by-sha256/{digest}.json"
+    scope = dedupe_scope("tenant", "alice")
+    assert sha256_index_key(digest, scope) == f"by-sha256/{scope}/{digest}.json"
     with pytest.raises(StorageKeyError):
-        sha256_index_key(digest.upper())
+        sha256_index_key(digest.upper(), scope)
     with pytest.raises(StorageKeyError):
-        sha256_index_key(digest[:-1])
+        sha256_index_key(digest[:-1], scope)
+    with pytest.raises(StorageKeyError):
+        sha256_index_key(digest, "../other")
+
+
+def test_dedupe_scopes_are_per_tenant_and_owner_and_name_nobody() -> None:
+    scopes = {
+        dedupe_scope("tenant", "alice"),
+        dedupe_scope("tenant", "bob"),
+        dedupe_scope("other", "alice"),
+        dedupe_scope("tenant", None),
+    }
+    assert len(scopes) == 4
+    assert dedupe_scope("tenant", "alice") == dedupe_scope("tenant", "alice")
+    assert all("alice" not in scope and len(scope) == 32 for scope in scopes)
 
 
 def test_index_entry_round_trips_and_checks_its_digest() -> None:

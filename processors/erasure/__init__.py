@@ -1,0 +1,1 @@
+"""Erasure of a media item's blobs on `MediaDeleted`."""
