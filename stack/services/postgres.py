@@ -116,6 +116,13 @@ class PostgresService(Service):
         options = (
             f"-c listen_addresses={pg.host} -p {pg.port} -k {self.state_dir / 'run'} "
             "-c max_connections=200 -c shared_buffers=128MB"
+            # FerretDB's collections are tables that grow from empty by thousands of rows a
+            # minute: until autovacuum first analyzes one, the planner reads the whole
+            # table for every `_id` lookup (measured: 12 ms per lookup at 12,500 rows, 1 ms
+            # after the analyze), so the MongoDB read model fell 19 s behind in the first
+            # minutes of the sustained load. Looking every 5 s instead of every minute
+            # analyzes a new table within seconds of its first rows.
+            " -c autovacuum_naptime=5s"
         )
         return self._as_server_user(
             [
