@@ -105,8 +105,8 @@ def create_app(
     install_problem_handlers(app)
     app.add_middleware(ObservabilityMiddleware)
 
-    def owner_from_principal(principal: Uploader) -> str:
-        return principal.user_id
+    def owner_from_principal(principal: Uploader) -> ingest_http.Uploader:
+        return ingest_http.Uploader(tenant_id=principal.tenant_id, owner_id=principal.user_id)
 
     def ingestor_from_context() -> Ingestor:
         return context.get_ingestor()

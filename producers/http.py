@@ -93,9 +93,18 @@ def _bad_request(detail: str) -> ProblemError:
     return ProblemError(400, "bad_request", "Malformed ingest request", detail)
 
 
-def current_owner() -> str | None:
-    """Owner of uploads; the API's authentication overrides this dependency."""
-    return None
+@dataclass(frozen=True)
+class Uploader:
+    """Whose an upload is: the caller's tenant and user (None: the ingestor's tenant)."""
+
+    tenant_id: str | None = None
+    owner_id: str | None = None
+
+
+def current_owner() -> Uploader:
+    """Tenant and owner of uploads; the API's authentication overrides this dependency
+    with the caller's token, so neither comes from settings there."""
+    return Uploader()
 
 
 @lru_cache(maxsize=1)
@@ -359,7 +368,7 @@ router = APIRouter(tags=["ingest"])
 async def ingest(
     request: Request,
     ingestor: Annotated[Ingestor, Depends(get_ingestor)],
-    owner_id: Annotated[str | None, Depends(current_owner)],
+    uploader: Annotated[Uploader, Depends(current_owner)],
     listener: Annotated[AcceptedListener | None, Depends(accepted_listener)],
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
     traceparent: Annotated[str | None, Header()] = None,
@@ -380,7 +389,8 @@ async def ingest(
                 filename=sink.filename,
                 profile=profile,
                 source=UploadSource.HTTP,
-                owner_id=owner_id,
+                tenant_id=uploader.tenant_id,
+                owner_id=uploader.owner_id,
                 labels=labels,
                 password=sink.fields.get("password") or None,
                 trust_content=trust_content,
@@ -402,8 +412,8 @@ async def ingest(
         if listener is not None:
             accepted = AcceptedUpload(
                 result=result,
-                tenant_id=ingestor.settings.tenant_id,
-                owner_id=owner_id,
+                tenant_id=uploader.tenant_id or ingestor.settings.tenant_id,
+                owner_id=uploader.owner_id,
                 # As the ingestor names it: the part's file name, else the temp file's.
                 filename=sink.filename if sink.filename is not None else file_path.name,
                 profile=profile or ingestor.settings.ingest.default_profile,

@@ -268,6 +268,7 @@ class _Request:
     profile: str
     source: UploadSource
     source_uri: str | None
+    tenant_id: str
     owner_id: str | None
     labels: dict[str, str]
     password: str | None
@@ -344,6 +345,7 @@ class Ingestor:
         source: UploadSource = UploadSource.LIBRARY,
         source_uri: str | None = None,
         owner_id: str | None = None,
+        tenant_id: str | None = None,
         labels: Mapping[str, str] | None = None,
         password: str | None = None,
         trust_content: bool = False,
@@ -352,8 +354,10 @@ class Ingestor:
     ) -> IngestResult:
         """Check, store and announce one media item (see the module docstring).
 
-        `data` is the bytes or a path to them; `filename` (defaults to the path's name) is
-        kept for display and checked against the content's type unless `trust_content`.
+        `tenant_id` and `owner_id` say whose the item is (the API passes the caller's; the
+        tenant defaults to the configured one). `data` is the bytes or a path to them;
+        `filename` (defaults to the path's name) is kept for display and checked against the
+        content's type unless `trust_content`.
         `idempotency_key` makes retries safe: the same key (per tenant and owner) with the
         same request returns the first answer and never makes a second item. `trace_id`
         (32 hex digits) continues the caller's trace; a new one is made otherwise.
@@ -381,6 +385,7 @@ class Ingestor:
                 profile=chosen_profile,
                 source=source,
                 source_uri=source_uri,
+                tenant_id=tenant_id or self.settings.tenant_id,
                 owner_id=owner_id,
                 labels=chosen_labels,
                 password=password,
@@ -463,7 +468,7 @@ class Ingestor:
         self, request: _Request, media_type: MediaType, key: str, trace_id: str
     ) -> IngestResult:
         """Accept the upload unless its key already did (see `producers.idempotency`)."""
-        tenant_id = self.settings.tenant_id
+        tenant_id = request.tenant_id
         location = record_key(tenant_id, request.owner_id, key)
         fingerprint = Fingerprint.of(
             request.sha256, request.profile, request.labels, request.filename
@@ -592,7 +597,7 @@ class Ingestor:
             return self.originals.store(
                 identity.media_id,
                 sha256=request.sha256,
-                scope=dedupe_scope(self.settings.tenant_id, request.owner_id),
+                scope=dedupe_scope(request.tenant_id, request.owner_id),
                 key=original_key(identity.media_id, media_type.extension, identity.uploaded_at),
                 content_type=media_type.mime,
                 data=upload.data,
@@ -623,7 +628,7 @@ class Ingestor:
             schema_version=get_catalog().event("MediaUploaded").version,
             producer=PRODUCER,
             correlation_id=media_id,
-            tenant_id=self.settings.tenant_id,
+            tenant_id=request.tenant_id,
             owner_id=request.owner_id,
             occurred_at=identity.uploaded_at,
             event_id=identity.event_id,

@@ -20,7 +20,7 @@ import psycopg
 from psycopg import sql
 from psycopg_pool import ConnectionPool
 
-from api.auth.passwords import hash_password, verify_password
+from api.auth.passwords import hash_password, needs_rehash, verify_password
 from api.auth.roles import Role
 from projections.postgres.migrate import apply_migrations
 from visionlog import stores
@@ -145,7 +145,21 @@ class AuthStore:
         valid = verify_password(user.password_hash if user else None, password)
         if user is None or not valid or user.disabled:
             return None
+        if user.password_hash and needs_rehash(user.password_hash):
+            # Hashed with older parameters: the password is at hand now, so it is hashed
+            # again with today's, and the old hash goes.
+            self._rehash(user.user_id, user.password_hash, password)
         return user
+
+    def _rehash(self, user_id: str, old_hash: str, password: str) -> None:
+        with self.connect() as conn:
+            conn.execute(
+                self._q(
+                    "UPDATE {s}.users SET password_hash = %s"
+                    " WHERE user_id = %s AND password_hash = %s"
+                ),
+                (hash_password(password), user_id, old_hash),
+            )
 
     def admin_exists(self) -> bool:
         with self.connect() as conn:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import uuid
 
 import jwt
+from argon2 import PasswordHasher
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from qdrant_client import QdrantClient
 
-from api.auth.passwords import verify_password
+from api.auth.passwords import needs_rehash, verify_password
 from api.context import ApiContext
 from tests.integration.api.conftest import Account, login, new_account
 from tests.integration.api.seeding import media_uploaded, project
@@ -53,6 +54,36 @@ def test_passwords_are_argon2id_hashes_and_wrong_passwords_fail(
     # The form grant works as well as JSON.
     form = client.post("/v1/token", data={"username": "hash-check", "password": user.password})
     assert form.status_code == 200 and form.json()["token_type"] == "bearer"
+
+
+def test_a_hash_of_older_parameters_is_upgraded_at_login(
+    client: TestClient, admin: Account, api_settings: Settings, auth_schema: str
+) -> None:
+    user = new_account(client, admin, "user", "old-hash")
+    weak = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1).hash(user.password)
+    assert needs_rehash(weak)
+    query = f'SELECT password_hash FROM "{auth_schema}".users WHERE username = %s'
+    with stores.postgres_connect(api_settings) as conn:
+        conn.execute(
+            f'UPDATE "{auth_schema}".users SET password_hash = %s WHERE username = %s',
+            (weak, "old-hash"),
+        )
+    # A wrong password changes nothing.
+    refused = client.post("/v1/token", json={"username": "old-hash", "password": "not-it-at-all"})
+    assert refused.status_code == 401
+
+    def stored() -> str:
+        with stores.postgres_connect(api_settings) as conn:
+            row = conn.execute(query, ("old-hash",)).fetchone()
+        assert row is not None
+        return str(row["password_hash"])
+
+    assert stored() == weak
+    login(client, "old-hash", user.password)
+    upgraded = stored()
+    assert upgraded != weak and not needs_rehash(upgraded)
+    assert verify_password(upgraded, user.password)
+    login(client, "old-hash", user.password)
 
 
 def test_missing_expired_forged_and_confused_tokens_are_refused(

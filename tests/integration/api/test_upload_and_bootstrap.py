@@ -9,6 +9,7 @@ from qdrant_client import QdrantClient
 
 from api.app import create_app
 from api.auth.bootstrap import admin_password_path, ensure_admin
+from api.auth.roles import Role
 from api.auth.store import AuthStore
 from producers.ingest import Ingestor
 from tests.integration.api.conftest import ADMIN_PASSWORD, Account, login, new_account
@@ -47,6 +48,25 @@ def test_upload_is_owned_by_the_authenticated_user(
         assert response.status_code == 202, response.text
         (event,) = event_log.events_for(response.json()["media_id"], 1)
         assert event.record["envelope"]["owner_id"] == uploader.user_id
+        assert event.record["envelope"]["tenant_id"] == api_settings.tenant_id
+
+        # The tenant comes from the caller's token, not from the API's settings.
+        elsewhere = AuthStore(api_settings, auth_schema).create_user(
+            "elsewhere", "pw-elsewhere-secret", Role.USER, "other-tenant"
+        )
+        tokens = login(client, "elsewhere", "pw-elsewhere-secret")
+        theirs = client.post(
+            "/v1/ingest",
+            files=upload,
+            headers={"Authorization": f"Bearer {tokens['access_token']}"},
+        )
+        assert theirs.status_code == 202, theirs.text
+        (other,) = event_log.events_for(theirs.json()["media_id"], 1)
+        assert other.record["envelope"]["tenant_id"] == "other-tenant"
+        assert other.record["envelope"]["owner_id"] == elsewhere.user_id
+        # The same bytes in another tenant are stored on their own, never a duplicate.
+        assert other.record["duplicate_of"] is None
+        assert other.record["original"]["key"] != event.record["original"]["key"]
 
 
 def test_admin_bootstrap_generates_a_password_once(

@@ -13,7 +13,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from producers.http import current_owner, get_ingestor, router
+from producers.http import Uploader, current_owner, get_ingestor, router
 from producers.ingest import Ingestor
 from tests.integration.producers import samples
 from tests.integration.producers.conftest import EventLog, IngestorFactory, originals_on
@@ -24,7 +24,7 @@ def client_for(ingestor: Ingestor, owner: str = "owner-42") -> TestClient:
     app = FastAPI()
     app.include_router(router)
     app.dependency_overrides[get_ingestor] = lambda: ingestor
-    app.dependency_overrides[current_owner] = lambda: owner
+    app.dependency_overrides[current_owner] = lambda: Uploader(owner_id=owner)
     return TestClient(app)
 
 
