@@ -1,17 +1,18 @@
 """Erasure of a media item through the API: who may, and which blobs the request names.
 
 The owner (any role that may upload) erases their own items, an admin any item of the
-tenant. The request names the item's original unless another live item of the tenant
-shares those bytes (a later upload of the same content), which keeps its original; the
-item's derived blobs sit under its own prefix and are found by the erasure stage.
+tenant. The request names the item's original unless another item that is not erased
+shares that blob (a duplicate upload, or an item stored before originals were kept per
+owner), which keeps it; the item's derived blobs sit under its own prefix and are found by
+the erasure stage.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from psycopg import sql
+from pydantic import BaseModel, Field
 
 from api.auth.roles import Principal, Role
 from api.context import ApiContext
@@ -22,11 +23,16 @@ from producers.storage import orphan_marker_key
 from visionlog.blobstore import ARTIFACTS
 
 
-@dataclass(frozen=True)
-class ErasureAccepted:
+class ErasureOut(BaseModel):
     media_id: str
-    event_id: str
-    blob_keys: list[str]
+    status: Literal["deleting"] = Field(
+        description="The erasure was published: the read models mark the item deleted and "
+        "drop its results within seconds, and its blobs are deleted by the processors."
+    )
+    event_id: str = Field(description="Event id of the item's MediaDeleted.")
+    blob_keys: list[str] = Field(
+        description="Blobs named for deletion besides everything under the item's own prefix."
+    )
 
 
 def _shared_original(context: ApiContext, conn: Any, row: dict[str, Any]) -> bool:
@@ -43,7 +49,7 @@ def _shared_original(context: ApiContext, conn: Any, row: dict[str, Any]) -> boo
 
 def erase_media(
     context: ApiContext, principal: Principal, media_id: str, reason: ErasureReason
-) -> ErasureAccepted:
+) -> ErasureOut:
     with context.pg() as conn:
         row = visible_media(context, conn, principal, media_id)
         if row is None or row["status"] == "deleted":
@@ -65,4 +71,6 @@ def erase_media(
     event_id = request_erasure(context.publisher(), request)
     for owner_scope in (None, row["owner_id"]):
         context.details.discard((media_id, principal.tenant_id, owner_scope))
-    return ErasureAccepted(media_id=media_id, event_id=event_id, blob_keys=sorted(blob_keys))
+    return ErasureOut(
+        media_id=media_id, status="deleting", event_id=event_id, blob_keys=sorted(blob_keys)
+    )

@@ -241,13 +241,17 @@ class ProjectionRunner:
         if writing is not None:
             # A rebalance during a paused write: the store's positions are read after it.
             concurrent.futures.wait([writing])
+        self._set_positions(consumer, partitions)
+        consumer.assign(partitions)
+
+    def _set_positions(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Each partition's offset: the sink's stored one, or the committed one."""
         if self.projection.offsets_in_sink:
             stored = self.projection.stored_offsets()
             for tp in partitions:
                 tp.offset = stored.get((tp.topic, tp.partition), OFFSET_BEGINNING)
         else:
             self._committed_for_store(consumer, partitions)
-        consumer.assign(partitions)
 
     def _committed_for_store(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Sets each partition's offset to the committed one, or to the beginning where
@@ -286,12 +290,7 @@ class ProjectionRunner:
     def _assign_explicitly(self, consumer: Consumer) -> list[TopicPartition]:
         """Assign every partition at the projection's position (stored, committed, or start)."""
         partitions = self._all_partitions(consumer)
-        if self.projection.offsets_in_sink:
-            stored = self.projection.stored_offsets()
-            for tp in partitions:
-                tp.offset = stored.get((tp.topic, tp.partition), OFFSET_BEGINNING)
-        else:
-            self._committed_for_store(consumer, partitions)
+        self._set_positions(consumer, partitions)
         consumer.assign(partitions)
         return partitions
 

@@ -23,6 +23,7 @@ from api.accepted import ACCEPTED_STATUS, DetailSource, detail_source
 from api.auth.dependencies import Reader, Uploader
 from api.auth.roles import Principal
 from api.context import ApiContext, get_context
+from api.erasure import ErasureOut, erase_media
 from api.params import NO_NUL, PathId
 from api.problems import ApiError, not_found, problem_responses
 from api.readmodels import (
@@ -486,18 +487,6 @@ def get_media(media_id: PathId, principal: Reader, context: Context) -> Response
     return Response(content=body, media_type=JSON)
 
 
-class ErasureOut(BaseModel):
-    media_id: str
-    status: Literal["deleting"] = Field(
-        description="The erasure was published: the read models mark the item deleted and "
-        "drop its results within seconds, and its blobs are deleted by the processors."
-    )
-    event_id: str = Field(description="Event id of the item's MediaDeleted.")
-    blob_keys: list[str] = Field(
-        description="Blobs named for deletion besides everything under the item's own prefix."
-    )
-
-
 @router.delete(
     "/media/{media_id}",
     status_code=202,
@@ -513,15 +502,7 @@ async def delete_media(
         Literal["user_request", "owner_erasure"], Query(description="Why the item is erased.")
     ] = "user_request",
 ) -> ErasureOut:
-    from api.erasure import erase_media
-
-    accepted = await run_in_threadpool(erase_media, context, principal, media_id, reason)
-    return ErasureOut(
-        media_id=accepted.media_id,
-        status="deleting",
-        event_id=accepted.event_id,
-        blob_keys=accepted.blob_keys,
-    )
+    return await run_in_threadpool(erase_media, context, principal, media_id, reason)
 
 
 def _snapshot(context: ApiContext, principal: Principal, media_id: str) -> dict[str, Any] | None:

@@ -187,6 +187,8 @@ class CompletionTracker:
             # Camera streams never complete; the report rendered after completion is not
             # part of the work that completion waits for.
             return []
+        if erasure_report(report):
+            return []
         worker = str(report["worker"])
         offset = int(report["input_offset"])
         # One report may speak for several stages (those that did not apply are reported
@@ -362,3 +364,8 @@ def _model_ref(model: Mapping[str, Any]) -> contracts.ModelRef:
 
 def _datetime(millis: float) -> datetime:
     return datetime.fromtimestamp(int(millis) / 1000.0, UTC)
+
+
+def erasure_report(report: Mapping[str, Any]) -> bool:
+    """The work report of an item's erasure: after it the item has no state to follow."""
+    return bool(report["input_event_type"] == "MediaDeleted")

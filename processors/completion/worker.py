@@ -27,6 +27,7 @@ from processors.completion.tracker import (
     MediaState,
     RunState,
     completion_record,
+    erasure_report,
     progress_record,
 )
 from processors.faust_gaps import SkippedMessages
@@ -123,8 +124,8 @@ class CompletionWorker:
             self.table.pop(media_id.encode(), None)
             await self.table.written()
             return
-        if event_type == "EventProcessed" and record["input_event_type"] == "MediaDeleted":
-            # The erasure's own report: the item's state is gone and must stay gone.
+        if event_type == "EventProcessed" and erasure_report(record):
+            # Loading would create the erased item's state again.
             return
         state = self._load(media_id)
         if event_type == "MediaUploaded":

@@ -17,7 +17,6 @@ from processors.stage import Outgoing, PermanentStageError, StageContext
 from visionlog.blobstore import ARTIFACTS, BUCKETS, EXPORTS, PROCESSED
 from visionlog.media.keys import segment
 
-STAGE_NAME = "erasure"
 # Buckets whose objects of an item all sit under `{media_id}/`.
 DERIVED_BUCKETS = (PROCESSED, ARTIFACTS, EXPORTS)
 

@@ -105,13 +105,12 @@ def read_live_generation(settings: Settings, client: MongoClient | None = None) 
 
 def mongo_store_identity(settings: Settings, generation: str, client: MongoClient) -> str:
     """The identity of a generation's collections: created once, new after a wipe."""
-    identities = _database(settings, client)[IDENTITY_COLLECTION]
-    identities.update_one(
+    found = _database(settings, client)[IDENTITY_COLLECTION].find_one_and_update(
         {"_id": generation},
         {"$setOnInsert": {"identity": uuid.uuid4().hex, "created_at": datetime.now(UTC)}},
         upsert=True,
+        return_document=ReturnDocument.AFTER,
     )
-    found = identities.find_one({"_id": generation})
     if found is None:
         raise RuntimeError(f"the identity of read model generation {generation} was not kept")
     return str(found["identity"])
